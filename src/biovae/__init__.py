@@ -1,0 +1,25 @@
+"""biovae: variational autoencoders for biological data.
+
+Layers, from the bottom up:
+  biovae.io        read and validate inputs, write outputs atomically
+  biovae.features  k-mer composition, read coverage, scaling
+  biovae.engine    the VAE: networks, likelihoods, training, model files
+  biovae.bin / biovae.expr / biovae.tl   workflows built on the engine
+  biovae.pl        plots
+  biovae.cli       the command line, a thin skin over the above
+"""
+
+__version__ = "0.1.0"
+
+from biovae.errors import BiovaeError  # noqa: E402
+
+__all__ = ["BiovaeError", "VAE", "__version__"]
+
+
+def __getattr__(name):
+    # Import torch lazily so `biovae --help` and the readers stay fast.
+    if name == "VAE":
+        from biovae.engine.vae import VAE
+
+        return VAE
+    raise AttributeError(f"module 'biovae' has no attribute {name!r}")

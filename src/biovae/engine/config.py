@@ -1,0 +1,146 @@
+"""Model and training settings: plain dataclasses, validated once, saved as JSON with the model.
+
+Every hyperparameter lives here with its default; nothing is hidden in the code that uses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from biovae.engine import likelihoods
+from biovae.errors import BiovaeError, require
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "silu")
+NORMS = ("batch", "layer", "none")
+
+
+@dataclass
+class Block:
+    """A named run of input columns with its own likelihood and loss weight.
+
+    E.g. binning uses Block("composition", 136, "gaussian", 1.0) + Block("coverage", 16, ...).
+    """
+
+    name: str
+    size: int
+    likelihood: str = "gaussian"
+    weight: float = 1.0
+
+    def validate(self) -> None:
+        require(self.size >= 1, f"block {self.name!r} has size {self.size}", "a block needs >= 1 column")
+        require(self.weight >= 0, f"block {self.name!r} has a negative loss weight {self.weight}")
+        likelihoods.get(self.likelihood)
+
+
+@dataclass
+class ModelConfig:
+    """The architecture. Shapes: input (n, sum of block sizes); latent (n, latent_dim).
+
+    hidden: encoder layer widths; the decoder mirrors them unless `decoder_hidden` is given.
+    conditions: covariate name -> its category names; each is one-hot encoded (or embedded in
+      `condition_embedding` dims when > 0) and fed to both encoder and decoder.
+    """
+
+    blocks: list[Block]
+    latent_dim: int = 10
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    decoder_hidden: list[int] | None = None
+    activation: str = "relu"
+    dropout: float = 0.0
+    norm: str = "batch"
+    conditions: dict[str, list[str]] = field(default_factory=dict)
+    condition_embedding: int = 0
+    condition_encoder: bool = True
+    beta: float = 1.0
+
+    @property
+    def n_features(self) -> int:
+        return sum(b.size for b in self.blocks)
+
+    @property
+    def decoder_layers(self) -> list[int]:
+        return list(self.decoder_hidden) if self.decoder_hidden is not None else list(reversed(self.hidden))
+
+    def validate(self) -> "ModelConfig":
+        require(len(self.blocks) >= 1, "the model needs at least one input block")
+        names = [b.name for b in self.blocks]
+        require(len(set(names)) == len(names), f"block names repeat: {names}")
+        for b in self.blocks:
+            b.validate()
+        require(
+            isinstance(self.latent_dim, int) and self.latent_dim >= 1,
+            f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}",
+        )
+        for h in list(self.hidden) + self.decoder_layers:
+            require(isinstance(h, int) and h >= 1, f"hidden layer sizes must be >= 1, got {h!r}")
+        require(self.activation in ACTIVATIONS, f"unknown activation {self.activation!r}",
+                f"choose one of {', '.join(ACTIVATIONS)}")
+        require(self.norm in NORMS, f"unknown norm {self.norm!r}", f"choose one of {', '.join(NORMS)}")
+        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        require(self.condition_embedding >= 0, "condition_embedding must be >= 0")
+        for name, cats in self.conditions.items():
+            require(len(cats) >= 1, f"condition {name!r} has no categories")
+            require(len(set(cats)) == len(cats), f"condition {name!r} has repeated categories")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["blocks"] = [Block(**b) for b in d["blocks"]]
+        try:
+            return cls(**d).validate()
+        except TypeError as exc:
+            raise BiovaeError(f"model config has unexpected fields: {exc}") from None
+
+
+@dataclass
+class TrainConfig:
+    """How to fit. Units: epochs are full passes over the training split; lr per Adam step.
+
+    warmup_fraction: beta rises linearly from 0 to its value over this fraction of `epochs`
+      (so a short run still reaches full beta); early stopping only counts epochs after it.
+    in_memory: 'auto' keeps the data as tensors on the device and slices batches from them when
+      they fit (see engine/data.py for the measured speed-up); True/False forces the choice.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    validation_split: float = 0.1
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best: bool = True
+    warmup_fraction: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    in_memory: bool | str = "auto"
+    num_workers: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1
+    progress: bool = True
+    grad_clip: float | None = None
+
+    def validate(self) -> "TrainConfig":
+        require(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.validation_split < 1, f"validation_split must be in [0, 1), got {self.validation_split}")
+        require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        require(0 <= self.warmup_fraction <= 1, f"warmup_fraction must be in [0, 1], got {self.warmup_fraction}")
+        require(self.device in ("auto", "cpu", "cuda", "gpu", "mps"), f"unknown device {self.device!r}",
+                "use auto, cpu or cuda")
+        require(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

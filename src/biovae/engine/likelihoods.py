@@ -1,0 +1,217 @@
+"""Likelihoods: the distribution of the data given the decoder's output, as objects in a registry.
+
+A likelihood turns the decoder's raw output for one block of features into a
+torch.distributions.Distribution. The model never branches on a likelihood's name: it asks the
+registry for the class, and the class says how many numbers it needs per feature (`n_params`),
+which learnable per-feature parameters it owns (dispersion, scale), how to check data, and how
+to build the distribution. Adding a likelihood is one decorated class here or anywhere else:
+
+    @register("mine")
+    class Mine(Likelihood): ...
+
+Shapes: decoder output `raw` is (batch, n_params * n_features); `library` is (batch, 1) or None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, Distribution, NegativeBinomial, Normal, Poisson
+
+from biovae.errors import BiovaeError
+
+_REGISTRY: dict[str, type["Likelihood"]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a Likelihood subclass available under `name`."""
+
+    def wrap(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def get(name: str) -> type["Likelihood"]:
+    """The Likelihood class registered as `name`; a clear error for an unknown name."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise BiovaeError(
+            f"unknown likelihood {name!r}", f"choose one of: {', '.join(available())}"
+        ) from None
+
+
+def available() -> list[str]:
+    """Names of the registered likelihoods, sorted."""
+    return sorted(_REGISTRY)
+
+
+class Likelihood(nn.Module):
+    """Base class. Subclasses set `n_params`, `uses_library`, and implement `distribution`."""
+
+    name: ClassVar[str] = "base"
+    n_params: ClassVar[int] = 1  # decoder outputs per feature
+    uses_library: ClassVar[bool] = False  # counts scale with a per-sample library size
+    counts: ClassVar[bool] = False  # data must be non-negative integers
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.n_features = n_features
+
+    def distribution(self, raw: torch.Tensor, library: torch.Tensor | None = None) -> Distribution:
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor, raw: torch.Tensor, library=None) -> torch.Tensor:
+        """Per-sample log-likelihood summed over features: (batch,)."""
+        return self.distribution(raw, library).log_prob(x).sum(-1)
+
+    def check(self, x: np.ndarray, where: str) -> None:
+        """Raise BiovaeError if the data cannot come from this likelihood. `where` names the data."""
+        if not self.counts:
+            return
+        if np.any(x < 0):
+            raise BiovaeError(
+                f"{where} has negative values, which the {self.name!r} likelihood cannot model",
+                "give raw non-negative counts, or choose the 'gaussian' likelihood",
+            )
+        if not np.all(np.abs(x - np.round(x)) < 1e-6):
+            raise BiovaeError(
+                f"{where} has non-integer values, but the {self.name!r} likelihood models counts",
+                "give raw integer counts, or choose 'gaussian' for normalised data",
+            )
+
+    def _split(self, raw: torch.Tensor) -> list[torch.Tensor]:
+        return list(raw.reshape(raw.shape[0], self.n_params, self.n_features).unbind(1))
+
+
+def _count_mean(raw: torch.Tensor, library: torch.Tensor | None) -> torch.Tensor:
+    """Mean counts: library * softmax(raw) when a library size is given (the decoder then models
+    proportions, so sequencing depth does not enter the latent), else exp(raw)."""
+    if library is None:
+        return torch.exp(raw.clamp(max=20.0))
+    return library * torch.softmax(raw, dim=-1)
+
+
+@register("gaussian")
+class Gaussian(Likelihood):
+    """Normal with unit variance: -log p is half the squared error plus a constant (MSE loss)."""
+
+    def distribution(self, raw, library=None):
+        return Normal(raw, torch.ones_like(raw), validate_args=False)
+
+
+@register("normal")
+class LearnedNormal(Likelihood):
+    """Normal with a learned per-feature standard deviation (log-scale parameter)."""
+
+    def __init__(self, n_features: int):
+        super().__init__(n_features)
+        self.log_scale = nn.Parameter(torch.zeros(n_features))
+
+    def distribution(self, raw, library=None):
+        return Normal(raw, torch.exp(self.log_scale).expand_as(raw), validate_args=False)
+
+
+@register("bernoulli")
+class BernoulliLikelihood(Likelihood):
+    """Bernoulli on logits; with values in [0, 1], -log p is the binary cross-entropy."""
+
+    def distribution(self, raw, library=None):
+        return Bernoulli(logits=raw, validate_args=False)
+
+    def check(self, x, where):
+        if np.any(x < 0) or np.any(x > 1):
+            raise BiovaeError(
+                f"{where} has values outside [0, 1], which the 'bernoulli' likelihood cannot model",
+                "scale the data to [0, 1] (e.g. min-max per feature) or choose 'gaussian'",
+            )
+
+
+@register("poisson")
+class PoissonLikelihood(Likelihood):
+    """Poisson counts with mean library * softmax(raw) (or exp(raw) without a library size)."""
+
+    uses_library = True
+    counts = True
+
+    def distribution(self, raw, library=None):
+        return Poisson(_count_mean(raw, library).clamp(min=1e-8), validate_args=False)
+
+
+@register("nb")
+class NB(Likelihood):
+    """Negative binomial with mean mu and per-feature inverse dispersion theta:
+    Var = mu + mu^2 / theta. torch's NegativeBinomial(total_count=theta, logits=log mu - log theta)
+    is exactly this parameterisation."""
+
+    uses_library = True
+    counts = True
+
+    def __init__(self, n_features: int):
+        super().__init__(n_features)
+        self.log_theta = nn.Parameter(torch.zeros(n_features))
+
+    def _nb(self, mu: torch.Tensor) -> NegativeBinomial:
+        theta = torch.exp(self.log_theta).expand_as(mu)
+        logits = torch.log(mu + 1e-8) - torch.log(theta)
+        return NegativeBinomial(total_count=theta, logits=logits, validate_args=False)
+
+    def distribution(self, raw, library=None):
+        return self._nb(_count_mean(raw, library))
+
+
+class ZeroInflated(Distribution):
+    """A count distribution with extra zeros: P(0) = pi + (1 - pi) base(0)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, base: Distribution, zero_logits: torch.Tensor):
+        self.base = base
+        self.zero_logits = zero_logits
+        super().__init__(batch_shape=zero_logits.shape, validate_args=False)
+
+    @property
+    def mean(self):
+        return torch.sigmoid(-self.zero_logits) * self.base.mean
+
+    @property
+    def variance(self):
+        keep = torch.sigmoid(-self.zero_logits)
+        m, v = self.base.mean, self.base.variance
+        return keep * (v + m**2) - (keep * m) ** 2
+
+    def log_prob(self, x):
+        log_pi = nn.functional.logsigmoid(self.zero_logits)
+        log_keep = nn.functional.logsigmoid(-self.zero_logits)
+        base = self.base.log_prob(x)
+        at_zero = torch.logaddexp(log_pi, log_keep + base)
+        return torch.where(x < 0.5, at_zero, log_keep + base)
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            keep = torch.bernoulli(torch.sigmoid(-self.zero_logits).expand(sample_shape + self.batch_shape))
+            return self.base.sample(sample_shape) * keep
+
+
+@register("zinb")
+class ZINB(NB):
+    """Zero-inflated negative binomial: NB plus a per-sample, per-feature dropout logit."""
+
+    n_params = 2
+
+    def distribution(self, raw, library=None):
+        mean_raw, zero_logits = self._split(raw)
+        return ZeroInflated(self._nb(_count_mean(mean_raw, library)), zero_logits)
+
+
+def log_library(x: np.ndarray) -> np.ndarray:
+    """log of the per-sample total count (floored at 1): (n,) float64."""
+    return np.log(np.maximum(np.asarray(x.sum(axis=1), dtype=np.float64).ravel(), 1.0))
+

@@ -1,0 +1,263 @@
+"""VAE: the engine's user-facing object. Arrays in, arrays out; workflows build on it.
+
+    vae = VAE(n_features=765, likelihood="gaussian", latent_dim=10, conditions={"cell": labels})
+    vae.fit(x, conditions={"cell": labels}, epochs=200, seed=1)
+    mean, logvar = vae.encode(x, conditions={"cell": labels})
+    new = vae.sample(100, conditions={"cell": "B cell"}, seed=2)
+    vae.save("model/"); vae = VAE.load("model/")
+
+Shapes: x (n, n_features); conditions maps each covariate name to n labels (or one label,
+broadcast); latent arrays are (n, latent_dim) float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from biovae.engine import data, files, train
+from biovae.engine.config import Block, ModelConfig, TrainConfig
+from biovae.engine.likelihoods import log_library
+from biovae.engine.module import VAEModule, reparameterize
+from biovae.errors import BiovaeError
+
+_EVAL_BATCH = 4096
+
+
+def _categories(values) -> list[str]:
+    values = [str(v) for v in values]
+    return values if len(set(values)) == len(values) else sorted(set(values))
+
+
+class VAE:
+    """A (conditional, multi-block) variational autoencoder.
+
+    Give either n_features (one block with `likelihood`) or blocks (list of Block). conditions:
+    covariate name -> its categories, or the labels themselves (categories are their sorted unique
+    values). `seed` fixes the initial weights.
+    """
+
+    def __init__(self, n_features: int | None = None, *, blocks: Sequence[Block] | None = None,
+                 likelihood: str = "gaussian", latent_dim: int = 10, hidden: Sequence[int] = (256, 128),
+                 decoder_hidden: Sequence[int] | None = None, activation: str = "relu", dropout: float = 0.0,
+                 norm: str = "batch", conditions: Mapping[str, Sequence] | None = None,
+                 condition_embedding: int = 0, condition_encoder: bool = True, beta: float = 1.0, seed: int = 0):
+        if blocks is None:
+            if n_features is None:
+                raise BiovaeError("give n_features or blocks to build a VAE")
+            blocks = [Block("x", int(n_features), likelihood)]
+        cfg = ModelConfig(blocks=list(blocks), latent_dim=latent_dim, hidden=list(hidden),
+                          decoder_hidden=None if decoder_hidden is None else list(decoder_hidden),
+                          activation=activation, dropout=dropout, norm=norm,
+                          conditions={k: _categories(v) for k, v in (conditions or {}).items()},
+                          condition_embedding=condition_embedding, condition_encoder=condition_encoder, beta=beta)
+        self._build(cfg.validate(), seed)
+
+    def _build(self, cfg: ModelConfig, seed: int) -> None:
+        self.config = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.module = VAEModule(cfg)
+        self.module.eval()
+        self.train_config: TrainConfig | None = None
+        self.history: list[dict] = []
+        self.metadata: dict = {}  # JSON-able workflow state saved with the model
+        self.state: dict[str, np.ndarray] = {}  # numeric workflow state saved with the model
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    # -- conditions ---------------------------------------------------------------------------
+    def codes(self, conditions: Mapping[str, object] | None, n: int) -> np.ndarray | None:
+        """Integer codes (n, n_covariates) for the labels in `conditions`; clear errors for a
+        missing covariate or a label the model never saw."""
+        spec = self.config.conditions
+        if not spec:
+            return None
+        conditions = conditions or {}
+        out = np.empty((n, len(spec)), dtype=np.int64)
+        for j, (name, cats) in enumerate(spec.items()):
+            if name not in conditions:
+                raise BiovaeError(f"the model is conditioned on {name!r} but no {name!r} labels were given",
+                                  f"pass labels for {name!r}")
+            labels = conditions[name]
+            labels = [labels] * n if isinstance(labels, (str, int, np.integer)) else list(labels)
+            if len(labels) != n:
+                raise BiovaeError(f"{len(labels)} {name!r} labels for {n} samples")
+            index = {c: i for i, c in enumerate(cats)}
+            for i, lab in enumerate(labels):
+                code = index.get(str(lab))
+                if code is None:
+                    raise BiovaeError(f"label {lab!r} of {name!r} was not seen when the model was fitted",
+                                      f"use one of: {', '.join(cats[:20])}")
+                out[i, j] = code
+        return out
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, x, conditions: Mapping[str, object] | None = None, *, train_config: TrainConfig | None = None,
+            resume: bool = False, **options) -> "VAE":
+        """Fit on x (n, n_features), dense or sparse. options are TrainConfig fields (epochs,
+        batch_size, lr, seed, device, checkpoint_dir, ...). Returns self; see .history."""
+        cfg = dataclasses.replace(train_config or TrainConfig(), **options).validate()
+        x = data.check_matrix(x, self.config)
+        codes = self.codes(conditions, x.shape[0])
+        self._remember_libraries(x, codes)
+        self.history = train.fit(self.module, x, codes, cfg, resume=resume)
+        self.module.eval()
+        self.train_config = cfg
+        return self
+
+    def _remember_libraries(self, x, codes) -> None:
+        """Log library size mean/sd per count block, overall and per category of the first
+        covariate, so that sampling draws realistic sequencing depths."""
+        first = None if codes is None else codes[:, 0]
+        n_cat = len(next(iter(self.config.conditions.values()))) if codes is not None else 0
+        for name, a, b, _ in self.module.bounds:
+            if not self.module.likelihoods[name].uses_library:
+                continue
+            logs = log_library(x[:, a:b])
+            stats = np.zeros((1 + n_cat, 2))
+            stats[0] = logs.mean(), logs.std()
+            for c in range(n_cat):
+                sel = logs[first == c]
+                stats[1 + c] = (sel.mean(), sel.std()) if sel.size else stats[0]
+            self.state[f"library.{name}"] = stats.astype(np.float64)
+
+    def _libraries(self, codes, n, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        """Library sizes for decoding without observed data: drawn (rng given) or the median."""
+        out = {}
+        for name, *_ in self.module.bounds:
+            stats = self.state.get(f"library.{name}")
+            if stats is None:
+                continue
+            row = np.zeros(n, dtype=int) if codes is None else codes[:, 0] + 1
+            mu, sd = stats[row, 0], stats[row, 1]
+            logs = mu if rng is None else rng.normal(mu, sd)
+            out[name] = torch.as_tensor(np.exp(logs), dtype=torch.float32)[:, None]
+        return out
+
+    # -- inference -----------------------------------------------------------------------------
+    def _rows(self, x):
+        for a in range(0, x.shape[0], _EVAL_BATCH):
+            rows = x[a:a + _EVAL_BATCH]
+            yield a, torch.as_tensor(rows.toarray() if sp.issparse(rows) else np.asarray(rows), dtype=torch.float32)
+
+    @torch.no_grad()
+    def encode(self, x, conditions=None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and log-variance of each sample: two (n, latent_dim) float32 arrays."""
+        x = data.check_matrix(x, self.config)
+        codes = self.codes(conditions, x.shape[0])
+        self.module.eval()
+        means, logvars = [], []
+        for a, xb in self._rows(x):
+            cb = None if codes is None else torch.as_tensor(codes[a:a + xb.shape[0]])
+            m, lv = self.module.inference(xb, cb)
+            means.append(m.numpy())
+            logvars.append(lv.numpy())
+        return np.concatenate(means), np.concatenate(logvars)
+
+    @torch.no_grad()
+    def _decode(self, z, codes, libraries, draw: bool) -> np.ndarray:
+        self.module.eval()
+        out = []
+        for a in range(0, z.shape[0], _EVAL_BATCH):
+            zb = torch.as_tensor(z[a:a + _EVAL_BATCH], dtype=torch.float32)
+            cb = None if codes is None else torch.as_tensor(codes[a:a + zb.shape[0]])
+            libs = {k: v[a:a + zb.shape[0]] for k, v in libraries.items()}
+            dists = self.module.distributions(self.module.generative(zb, cb), libs)
+            parts = [dists[name].sample() if draw else dists[name].mean for name, *_ in self.module.bounds]
+            out.append(torch.cat(parts, dim=1).float().numpy())
+        return np.concatenate(out)
+
+    def decode(self, z, conditions=None, library=None) -> np.ndarray:
+        """Expected data (n, n_features) at latent points z (n, latent_dim). Count blocks use
+        `library` ((n,) totals, one array for every count block) or the median training depth."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise BiovaeError(f"latent points must be (n, {self.latent_dim}), got shape {z.shape}")
+        codes = self.codes(conditions, z.shape[0])
+        libs = self._libraries(codes, z.shape[0], None)
+        if library is not None:
+            lib = torch.as_tensor(np.asarray(library, dtype=np.float32).reshape(-1, 1))
+            libs = {k: lib for k in libs}
+        return self._decode(z, codes, libs, draw=False)
+
+    def reconstruct(self, x, conditions=None) -> np.ndarray:
+        """Expected data decoded from each sample's posterior mean, at its own library size."""
+        mean, _ = self.encode(x, conditions)
+        codes = self.codes(conditions, x.shape[0])
+        libs = {name: torch.as_tensor(np.asarray(part.sum(1), dtype=np.float32).reshape(-1, 1))
+                for name, part in self._blocks_np(x).items() if self.module.likelihoods[name].uses_library}
+        return self._decode(mean, codes, libs, draw=False)
+
+    def _blocks_np(self, x):
+        return {name: x[:, a:b] for name, a, b, _ in self.module.bounds}
+
+    def sample(self, n: int, conditions=None, *, seed: int = 0, draw: bool = True) -> np.ndarray:
+        """n new samples from the prior: z ~ N(0, I), then x ~ p(x | z, condition) (or its mean
+        with draw=False). Count blocks draw library sizes from the training distribution."""
+        if n < 1:
+            raise BiovaeError(f"number of samples must be >= 1, got {n}")
+        codes = self.codes(conditions, n)
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+        libs = self._libraries(codes, n, rng)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._decode(z, codes, libs, draw=draw)
+
+    @torch.no_grad()
+    def elbo(self, x, conditions=None, *, n_samples: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+        """Per-sample terms, each (n,): elbo (= -(recon + kl), beta 1), recon (weighted negative
+        log-likelihood, averaged over n_samples posterior draws), kl, and mse (squared error of the
+        mean reconstruction, averaged over features)."""
+        x = data.check_matrix(x, self.config)
+        codes = self.codes(conditions, x.shape[0])
+        self.module.eval()
+        rec, kls = [], []
+        gen = torch.Generator().manual_seed(seed)
+        for a, xb in self._rows(x):
+            cb = None if codes is None else torch.as_tensor(codes[a:a + xb.shape[0]])
+            m, lv = self.module.inference(xb, cb)
+            libs = self.module.libraries(xb)
+            r = sum(self.module.reconstruction_nll(xb, self.module.generative(reparameterize(m, lv, gen), cb), libs)[0]
+                    for _ in range(n_samples)) / n_samples
+            rec.append(r.numpy())
+            kls.append((0.5 * (m.pow(2) + lv.exp() - 1 - lv).sum(-1)).numpy())
+        recon, kl = np.concatenate(rec), np.concatenate(kls)
+        dense = x.toarray() if sp.issparse(x) else np.asarray(x)
+        mse = ((self.reconstruct(x, conditions) - dense) ** 2).mean(axis=1)
+        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": mse}
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, folder) -> None:
+        """Write the model folder (safetensors + JSON), atomically."""
+        config = {"model": self.config.to_dict(),
+                  "train": None if self.train_config is None else self.train_config.to_dict(),
+                  "metadata": self.metadata}
+        files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history)
+
+    @classmethod
+    def load(cls, folder) -> "VAE":
+        """Read a model folder written by save(); clear errors for missing, newer or altered files."""
+        doc, weights, state, history = files.read(folder)
+        try:
+            cfg = ModelConfig.from_dict(doc["model"])
+        except (KeyError, TypeError) as exc:
+            raise BiovaeError(f"model config in {folder} is incomplete ({exc})", "fit or save the model again") from None
+        vae = cls.__new__(cls)
+        vae._build(cfg, seed=0)
+        files.load_weights(vae.module, weights, folder)
+        vae.module.eval()
+        vae.state, vae.history, vae.metadata = state, history, doc.get("metadata") or {}
+        vae.train_config = TrainConfig(**doc["train"]) if doc.get("train") else None
+        return vae

@@ -1,0 +1,114 @@
+"""Likelihoods against scipy, KL against Monte Carlo, samples against their moments."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from biovae.engine import likelihoods
+from biovae.engine.module import kl_normal, reparameterize
+from biovae.errors import BiovaeError
+
+rng = np.random.default_rng(7)
+
+
+def test_kl_closed_form_matches_monte_carlo():
+    mean = torch.tensor(rng.normal(size=(4, 3)), dtype=torch.float64)
+    logvar = torch.tensor(rng.normal(scale=1.5, size=(4, 3)), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    z = torch.stack([reparameterize(mean, logvar, g) for _ in range(100_000)])
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(0.0, 1.0)
+    mc = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
+    exact = kl_normal(mean, logvar)
+    assert torch.allclose(mc, exact, rtol=0.03, atol=0.03), (mc, exact)
+    # and a posterior narrower than the prior (sigma < 1) is representable: no softplus floor
+    assert kl_normal(torch.zeros(1, 1), torch.full((1, 1), -4.0)).item() > 1.0
+
+
+def _params(n=6, d=5):
+    raw = torch.tensor(rng.normal(size=(n, d)), dtype=torch.float64)
+    lib = torch.tensor(rng.uniform(50, 500, size=(n, 1)), dtype=torch.float64)
+    return raw, lib
+
+
+def test_gaussian_and_normal_match_scipy():
+    raw, _ = _params()
+    x = raw + torch.tensor(rng.normal(size=raw.shape))
+    g = likelihoods.get("gaussian")(5)
+    want = stats.norm(raw.numpy(), 1.0).logpdf(x.numpy()).sum(1)
+    assert np.allclose(g.log_prob(x, raw).numpy(), want)
+    nrm = likelihoods.get("normal")(5).double()
+    with torch.no_grad():
+        nrm.log_scale.copy_(torch.tensor(rng.normal(size=5)))
+    want = stats.norm(raw.numpy(), np.exp(nrm.log_scale.detach().numpy())).logpdf(x.numpy()).sum(1)
+    assert np.allclose(nrm.log_prob(x, raw).detach().numpy(), want)
+
+
+def test_bernoulli_matches_scipy_and_bce():
+    raw, _ = _params()
+    x = torch.tensor(rng.integers(0, 2, raw.shape), dtype=torch.float64)
+    b = likelihoods.get("bernoulli")(5)
+    p = torch.sigmoid(raw).numpy()
+    assert np.allclose(b.log_prob(x, raw).numpy(), stats.bernoulli(p).logpmf(x.numpy()).sum(1))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(raw, x, reduction="none").sum(1)
+    assert np.allclose(-b.log_prob(x, raw).numpy(), bce.numpy())
+
+
+def test_poisson_nb_zinb_match_scipy_with_library():
+    raw, lib = _params()
+    mu = (lib * torch.softmax(raw, -1)).numpy()
+    x = torch.tensor(rng.poisson(mu), dtype=torch.float64)
+    x[0, :2] = 0
+    pois = likelihoods.get("poisson")(5)
+    assert np.allclose(pois.log_prob(x, raw, lib).numpy(), stats.poisson(mu).logpmf(x.numpy()).sum(1))
+
+    nb = likelihoods.get("nb")(5).double()
+    with torch.no_grad():
+        nb.log_theta.copy_(torch.tensor(rng.normal(size=5)))
+    theta = np.exp(nb.log_theta.detach().numpy())
+    want = stats.nbinom(theta, theta / (theta + mu)).logpmf(x.numpy()).sum(1)
+    assert np.allclose(nb.log_prob(x, raw, lib).detach().numpy(), want, atol=1e-6)
+
+    zinb = likelihoods.get("zinb")(5).double()
+    with torch.no_grad():
+        zinb.log_theta.copy_(nb.log_theta)
+    zl = torch.tensor(rng.normal(size=raw.shape))
+    pi = torch.sigmoid(zl).numpy()
+    base = stats.nbinom(theta, theta / (theta + mu)).pmf(x.numpy())
+    want = np.log(np.where(x.numpy() == 0, pi + (1 - pi) * base, (1 - pi) * base)).sum(1)
+    got = zinb.log_prob(x, torch.cat([raw, zl], dim=1), lib).detach().numpy()
+    assert np.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["nb", "zinb"])
+def test_count_samples_have_the_right_mean_and_variance(name):
+    torch.manual_seed(0)
+    lik = likelihoods.get(name)(3)
+    with torch.no_grad():
+        lik.log_theta.copy_(torch.log(torch.tensor([0.5, 2.0, 10.0])))
+    raw = torch.log(torch.tensor([[5.0, 20.0, 50.0]]))
+    if name == "zinb":
+        raw = torch.cat([raw, torch.tensor([[-1.0, 0.0, 1.0]])], dim=1)
+    dist = lik.distribution(raw.expand(200_000, -1))
+    draws = dist.sample()
+    assert torch.allclose(draws.mean(0), dist.mean[0], rtol=0.03)
+    assert torch.allclose(draws.var(0), dist.variance[0], rtol=0.06)
+    mu, theta = torch.tensor([5.0, 20.0, 50.0]), torch.tensor([0.5, 2.0, 10.0])
+    if name == "nb":  # Var = mu + mu^2 / theta
+        assert torch.allclose(dist.variance[0], mu + mu**2 / theta, rtol=1e-4)
+
+
+def test_unknown_likelihood_names_the_choices():
+    with pytest.raises(BiovaeError, match="unknown likelihood 'gamma'.*bernoulli"):
+        likelihoods.get("gamma")
+
+
+def test_count_likelihood_refuses_negative_and_fractional_data():
+    nb = likelihoods.get("nb")(2)
+    with pytest.raises(BiovaeError, match="negative"):
+        nb.check(np.array([[1.0, -2.0]]), "x")
+    with pytest.raises(BiovaeError, match="non-integer"):
+        nb.check(np.array([[1.5, 2.0]]), "x")
+    with pytest.raises(BiovaeError, match=r"outside \[0, 1\]"):
+        likelihoods.get("bernoulli")(2).check(np.array([[0.5, 1.2]]), "x")
