@@ -112,3 +112,20 @@ def test_count_likelihood_refuses_negative_and_fractional_data():
         nb.check(np.array([[1.5, 2.0]]), "x")
     with pytest.raises(BiovaeError, match=r"outside \[0, 1\]"):
         likelihoods.get("bernoulli")(2).check(np.array([[0.5, 1.2]]), "x")
+
+
+def test_hurdle_density_and_samples():
+    lik = likelihoods.get("hurdle")(3).double()
+    with torch.no_grad():
+        lik.log_scale.copy_(torch.log(torch.tensor([0.5, 1.0, 2.0])))
+    loc = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    zl = torch.tensor([[-1.0, 0.0, 2.0]], dtype=torch.float64)
+    raw = torch.cat([loc, zl], dim=1)
+    x = torch.tensor([[0.0, 2.5, 0.0]], dtype=torch.float64)
+    pi = torch.sigmoid(zl).numpy()[0]
+    want = np.log(pi[0]) + np.log(1 - pi[1]) + stats.norm(2.0, 1.0).logpdf(2.5) + np.log(pi[2])
+    assert np.isclose(lik.log_prob(x, raw).item(), want)
+    dist = lik.distribution(raw.expand(200_000, -1))
+    draws = dist.sample()
+    assert np.allclose((draws == 0).double().mean(0).numpy(), pi, atol=0.01)
+    assert torch.allclose(draws.mean(0), dist.mean[0], rtol=0.03)

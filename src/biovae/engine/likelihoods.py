@@ -24,6 +24,8 @@ from torch.distributions import Bernoulli, Distribution, NegativeBinomial, Norma
 
 from biovae.errors import BiovaeError
 
+_HALF_LOG_2PI = 0.9189385332046727  # log(2 pi) / 2
+
 _REGISTRY: dict[str, type["Likelihood"]] = {}
 
 
@@ -105,6 +107,10 @@ class Gaussian(Likelihood):
 
     def distribution(self, raw, library=None):
         return Normal(raw, torch.ones_like(raw), validate_args=False)
+
+    def log_prob(self, x, raw, library=None):
+        # the same value as Normal(raw, 1).log_prob(x).sum(-1), in two passes instead of six
+        return -0.5 * (x - raw).pow(2).sum(-1) - self.n_features * _HALF_LOG_2PI
 
 
 @register("normal")
@@ -215,3 +221,50 @@ def log_library(x: np.ndarray) -> np.ndarray:
     """log of the per-sample total count (floored at 1): (n,) float64."""
     return np.log(np.maximum(np.asarray(x.sum(axis=1), dtype=np.float64).ravel(), 1.0))
 
+
+
+class Hurdle(Distribution):
+    """Exact zeros with probability pi, else Normal(loc, scale): P(0) = pi; density elsewhere
+    (1 - pi) N(x; loc, scale). For log-normalised expression, where zero means 'not detected'."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, zero_logits: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor):
+        self.zero_logits, self.normal = zero_logits, Normal(loc, scale, validate_args=False)
+        super().__init__(batch_shape=loc.shape, validate_args=False)
+
+    @property
+    def mean(self):
+        return torch.sigmoid(-self.zero_logits) * self.normal.loc
+
+    @property
+    def variance(self):
+        keep = torch.sigmoid(-self.zero_logits)
+        m, v = self.normal.loc, self.normal.scale**2
+        return keep * (v + m**2) - (keep * m) ** 2
+
+    def log_prob(self, x):
+        zero = x == 0
+        return torch.where(zero, nn.functional.logsigmoid(self.zero_logits),
+                           nn.functional.logsigmoid(-self.zero_logits) + self.normal.log_prob(x))
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            keep = torch.bernoulli(torch.sigmoid(-self.zero_logits).expand(sample_shape + self.batch_shape))
+            return self.normal.sample(sample_shape) * keep
+
+
+@register("hurdle")
+class HurdleNormal(Likelihood):
+    """Hurdle Gaussian: a per-sample, per-feature probability of an exact zero, and a Gaussian with
+    learned per-feature scale for the rest. Data must keep their zeros as exact zeros."""
+
+    n_params = 2
+
+    def __init__(self, n_features: int):
+        super().__init__(n_features)
+        self.log_scale = nn.Parameter(torch.zeros(n_features))
+
+    def distribution(self, raw, library=None):
+        loc, zero_logits = self._split(raw)
+        return Hurdle(zero_logits, loc, torch.exp(self.log_scale).expand_as(loc))

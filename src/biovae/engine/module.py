@@ -76,7 +76,7 @@ class VAEModule(nn.Module):
         parts = self.split(x)
         per_block = {name: -self.likelihoods[name].log_prob(parts[name], raw[name], libraries[name])
                      for name, *_ in self.bounds}
-        total = sum(w * per_block[name] for name, _, _, w in self.bounds)
+        total = sum(per_block[name] if w == 1 else w * per_block[name] for name, _, _, w in self.bounds)
         return total, per_block
 
     # -- the training objective ---------------------------------------------------------------

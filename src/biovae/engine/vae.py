@@ -207,10 +207,16 @@ class VAE:
         with draw=False). Count blocks draw library sizes from the training distribution."""
         if n < 1:
             raise BiovaeError(f"number of samples must be >= 1, got {n}")
-        codes = self.codes(conditions, n)
-        rng = np.random.default_rng(seed)
-        z = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
-        libs = self._libraries(codes, n, rng)
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+        return self.decode_sample(z, conditions, seed=seed, draw=draw)
+
+    def decode_sample(self, z, conditions=None, *, seed: int = 0, draw: bool = True) -> np.ndarray:
+        """Draws x ~ p(x | z, condition) at given latent points z (n, latent_dim) (or the mean
+        with draw=False); count blocks draw library sizes from the training distribution."""
+        z = np.asarray(z, dtype=np.float32)
+        codes = self.codes(conditions, z.shape[0])
+        rng = np.random.default_rng([seed, 1])
+        libs = self._libraries(codes, z.shape[0], rng)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self._decode(z, codes, libs, draw=draw)
