@@ -39,8 +39,9 @@ def sha256(path: Path) -> str:
 
 
 def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarray], config: dict,
-          history: list[dict]) -> Path:
-    """Write a model folder atomically (the old folder stays until the new one is complete)."""
+          history: list[dict], summary: dict | None = None) -> Path:
+    """Write a model folder atomically (the old folder stays until the new one is complete);
+    `summary`, when given, goes to summary.json inside it."""
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in weights.items()}
     tensors.update({f"state.{k}": torch.as_tensor(np.ascontiguousarray(v)) for k, v in state.items()})
     folder = Path(folder)
@@ -50,6 +51,8 @@ def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarr
                **config, "weights_sha256": sha256(tmp / WEIGHTS)}
         (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         (tmp / HISTORY).write_text(json.dumps(history, indent=1) + "\n")
+        if summary is not None:
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return folder
 
 

@@ -245,12 +245,13 @@ class VAE:
         return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": mse}
 
     # -- files ---------------------------------------------------------------------------------
-    def save(self, folder) -> None:
-        """Write the model folder (safetensors + JSON), atomically."""
+    def save(self, folder, summary: dict | None = None) -> None:
+        """Write the model folder (safetensors + JSON, and summary.json when given), atomically."""
         config = {"model": self.config.to_dict(),
                   "train": None if self.train_config is None else self.train_config.to_dict(),
                   "metadata": self.metadata}
-        files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history)
+        files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history,
+                    summary=summary)
 
     @classmethod
     def load(cls, folder) -> "VAE":

@@ -1,0 +1,56 @@
+"""The `biovae` command line: a thin skin over the Python API.
+
+Each workflow module here adds its subcommands with `register(subparsers)`; every handler parses
+nothing itself beyond argparse and calls one API function. A BiovaeError (user error) becomes one
+line on stderr and exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from biovae import __version__
+from biovae.errors import BiovaeError
+
+# modules that contribute subcommands, in the order shown by --help
+_MODULES = ["biovae.cli.bin", "biovae.cli.expr"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="biovae",
+        description="Variational autoencoders for biological data: bin metagenomic reads and contigs, "
+        "generate gene-expression cells, explore latent spaces.",
+    )
+    parser.add_argument("--version", action="version", version=f"biovae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        from biovae.cli.common import apply_runtime
+
+        apply_runtime(args)
+        args.handler(args)
+    except BiovaeError as exc:
+        print(f"biovae {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"biovae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""biovae.expr.fit: expression matrix (+ labels) -> fitted ExpressionModel.
+
+Stages: read -> labels -> preprocess (fitted on these cells) -> build VAE (conditional when
+labels are given) -> train -> fit samplers. Each stage validates its input and says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from biovae.engine.vae import VAE
+from biovae.expr import samplers
+from biovae.expr.model import ExpressionModel
+from biovae.expr.preprocess import Preprocessor
+from biovae.io.expression import as_matrix, check_values, get_labels
+
+DEFAULT_LIKELIHOOD = "hurdle"
+
+
+def read_labels(data, labels, cells) -> np.ndarray | None:
+    """Labels (n,) str from an obs column name or an array; None without labels."""
+    if labels is None:
+        return None
+    frame = data if isinstance(data, ad.AnnData) else ad.AnnData(obs=pd.DataFrame(index=list(cells)))
+    return get_labels(frame, labels).astype(str)
+
+
+def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAULT_LIKELIHOOD,
+        transform: str = "auto", hidden: Sequence[int] = (256, 128), latent_dim: int = 10,
+        beta: float = 1.0, dropout: float = 0.1, norm: str = "batch", epochs: int = 300, batch_size: int = 128,
+        lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
+        seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
+        resume: bool = False) -> ExpressionModel:
+    """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
+
+    data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
+      cells x genes, non-negative. labels: an obs column name or one label per cell.
+    likelihood: "hurdle" (exact zeros + Gaussian with learned per-gene scale; default, the best
+      RF-AUC on pbmc68k_reduced), "normal" (Gaussian, learned per-gene scale), "gaussian" (unit
+      variance, MSE), "bernoulli", or for raw counts "nb", "zinb", "poisson".
+    The remaining options are the engine's (see biovae.engine.config); epochs is a maximum,
+    early stopping on the validation loss ends sooner.
+    """
+    x, genes, cells = as_matrix(data, layer)
+    check_values(x, likelihood, "the expression data", genes=genes, cells=cells)
+    lab = read_labels(data, labels, cells)
+    known = sorted(set(lab)) if lab is not None else None
+
+    pre = Preprocessor(likelihood, transform).fit(x)
+    y = pre.transform_data(x)
+
+    vae = VAE(len(genes), likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, dropout=dropout, norm=norm,
+              conditions={"label": known} if known else None, beta=beta, seed=seed)
+    cond = {"label": lab} if lab is not None else None
+    vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
+            patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,
+            checkpoint_dir=checkpoint_dir, resume=resume)
+
+    raw_library = np.asarray(x.sum(axis=1)).ravel()
+    samplers.fit(vae, y, raw_library, lab, known, seed)
+    label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
+    return ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known)

@@ -1,0 +1,115 @@
+"""Expression workflow on real (pbmc68k_reduced) and simulated (VAExprs vignette) data."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+
+import biovae.expr as ex
+from biovae.cli import main
+from biovae.evaluate.generation import diagonal_gaussian_baseline, evaluate_generation, split_cells
+from biovae.expr.simulate import simulate_vaexprs
+
+QUICK = dict(epochs=60, patience=15, progress=False, seed=0)
+
+
+def test_generated_cells_of_a_group_show_that_groups_up_regulated_genes():
+    sim = simulate_vaexprs(seed=0)
+    model = ex.fit(sim, labels="group", likelihood="normal", latent_dim=4, **QUICK)
+    gen = model.generate(labels={g: 100 for g in sorted(set(sim.obs["group"]))}, method="prior", seed=1)
+    for g in sorted(set(sim.obs["group"])):
+        up = np.flatnonzero((sim.var["up_in"] == g).to_numpy() & (sim.var["shift"] > 3).to_numpy())
+        mine = gen[gen.obs["label"] == g].X[:, up].mean(0)
+        others = gen[gen.obs["label"] != g].X[:, up].mean(0)
+        assert (mine > others + 2).mean() > 0.9, g  # nearly all of g's up genes are up in its cells
+
+
+@pytest.fixture(scope="module")
+def pbmc_split(pbmc):
+    raw = pbmc.raw.to_adata()
+    raw.obs = pbmc.obs[["bulk_labels"]].copy()
+    return split_cells(raw, 0.2, label_key="bulk_labels", seed=0)
+
+
+def test_cvae_cells_are_more_realistic_than_the_diagonal_gaussian_baseline(pbmc_split):
+    train, test = pbmc_split
+    model = ex.fit(train, labels="bulk_labels", progress=False, seed=0)  # default settings
+    want = test.obs["bulk_labels"].value_counts().to_dict()
+    gen = model.generate(labels=want, method="mixture", seed=1)
+    assert gen.obs["label"].value_counts().to_dict() == want and gen.obs["generated"].all()
+    ours = evaluate_generation(test, gen, label_key="bulk_labels", seed=0)
+    base = evaluate_generation(test, diagonal_gaussian_baseline(train, want, "bulk_labels", seed=1),
+                               label_key="bulk_labels", seed=0)
+    assert ours["overall"]["rf_auc"] < base["overall"]["rf_auc"] - 0.1, (ours["overall"], base["overall"])
+    assert ours["overall"]["ks_detected_genes"] < 0.4  # zeros are modelled, not smeared
+    assert ours["per_label_mean"]["mean_corr"] > 0.85
+
+    mean = model.encode(test)
+    assert test.obsm["X_biovae"].shape == (test.n_obs, 10) and np.array_equal(mean, test.obsm["X_biovae"])
+
+
+def test_model_folder_round_trip_and_repeatable_generation(pbmc_split, tmp_path):
+    train, _ = pbmc_split
+    model = ex.fit(train[:200].copy(), labels="bulk_labels", **{**QUICK, "epochs": 3})
+    model.save(tmp_path / "m")
+    back = ex.load(tmp_path / "m")
+    a = model.generate(30, method="posterior", seed=4)
+    b = back.generate(30, method="posterior", seed=4)
+    assert np.array_equal(a.X, b.X) and list(a.obs["label"]) == list(b.obs["label"])
+    with pytest.raises(ex.ExpressionModel.__mro__[0].__init__.__globals__["BiovaeError"], match="not seen"):
+        back.generate(5, labels="Alien cell")
+
+
+def _h5ad(tmp_path, x, obs=None, name="d.h5ad"):
+    a = ad.AnnData(X=np.asarray(x, dtype=np.float32))
+    if obs is not None:
+        a.obs = obs
+        a.obs_names = [f"c{i}" for i in range(a.n_obs)]
+    a.var_names = [f"g{j}" for j in range(a.n_vars)]
+    path = tmp_path / name
+    a.write_h5ad(path)
+    return path
+
+
+def test_cli_fit_generate_and_bad_inputs(tmp_path, capsys):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.poisson(3.0, size=(120, 15))
+    obs = pd.DataFrame({"type": np.where(np.arange(120) % 2, "A", "B")})
+    good = _h5ad(tmp_path, x, obs)
+    assert main(["fit", str(good), "-o", str(tmp_path / "m"), "--labels", "type", "--likelihood", "nb",
+                 "--epochs", "3", "--quiet"]) == 0
+    assert json.loads((tmp_path / "m" / "summary.json").read_text())["cells"] == 120
+    assert main(["generate", str(tmp_path / "m"), "--label", "A=7", "-o", str(tmp_path / "g.h5ad")]) == 0
+    gen = ad.read_h5ad(tmp_path / "g.h5ad")
+    assert gen.n_obs == 7 and np.allclose(gen.X, np.round(gen.X))  # nb gives counts
+    capsys.readouterr()
+
+    def fails(argv, message):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+    fails(["generate", str(tmp_path / "m"), "--label", "C=3", "-o", str(tmp_path / "h.h5ad")], "'C'")
+    assert not (tmp_path / "h.h5ad").exists()
+    bad = x.astype(float)
+    bad[3, 4] = np.nan
+    fails(["fit", str(_h5ad(tmp_path, bad, obs, "nan.h5ad")), "-o", str(tmp_path / "x")], "NaN")
+    fails(["fit", str(_h5ad(tmp_path, -x, obs, "neg.h5ad")), "-o", str(tmp_path / "x")], "negative")
+    fails(["fit", str(_h5ad(tmp_path, x + 0.5, obs, "frac.h5ad")), "-o", str(tmp_path / "x"),
+           "--likelihood", "nb"], "non-integer")
+    fails(["fit", str(good), "-o", str(tmp_path / "x"), "--labels", "celltype"], "'celltype'")
+    holes = obs.copy()
+    holes.loc[5, "type"] = None
+    fails(["fit", str(_h5ad(tmp_path, x, holes, "holes.h5ad")), "-o", str(tmp_path / "x"), "--labels", "type"],
+          "empty or NaN")
+    fails(["fit", str(_h5ad(tmp_path, np.zeros((0, 15)), None, "empty.h5ad")), "-o", str(tmp_path / "x")], "no cells")
+    assert not (tmp_path / "x").exists()
+
+    model = ex.load(tmp_path / "m")
+    other = ad.AnnData(X=x[:, :10].astype(np.float32))
+    other.var_names = [f"g{j}" for j in range(10)]
+    with pytest.raises(Exception, match="g10"):
+        model.encode(other, labels=np.array(["A"] * 120))
