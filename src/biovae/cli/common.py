@@ -9,12 +9,12 @@ import os
 def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     """--seed and --threads for every command; --device where something is trained."""
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same CPU, same result (default 1)")
+    g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same CPU, same result")
     g.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch and numerical libraries (default: all cores)")
+                   help="CPU threads for torch and numerical libraries (0: all cores)")
     if device:
         g.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
-                       help="where to train (default cpu; auto picks a GPU when one is visible)")
+                       help="where to train (auto picks a GPU when one is visible)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -1,0 +1,206 @@
+"""biovae.bin.run: reads or contigs -> bins, as a pipeline of named stages.
+
+    features  k-mer composition | coverage (reads) or abundance (contigs), cached
+    scale     per-column standardisation of the usable sequences
+    train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
+    encode    latent means and log-variances of every usable sequence
+    cluster   HDBSCAN on the latent means, close leftovers assigned, the rest unbinned
+    write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
+    evaluate  (with a truth table) AMBER-style precision, recall, F1, ARI
+
+OUT is written atomically: it is complete, or left as it was. Intermediates (features, training
+checkpoint) live in OUT.partial/ until the run succeeds, so --resume picks up where a killed run
+stopped.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from biovae.bin import features as feat
+from biovae.bin.settings import BinSettings
+from biovae.engine.config import Block
+from biovae.engine.vae import VAE
+from biovae.errors import BiovaeError
+from biovae.io.atomic import atomic_dir, write_json
+
+UMAP_POINTS = 10_000
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Stages:
+    """Records wall time and peak memory of each stage for summary.json."""
+
+    def __init__(self, progress: bool):
+        self.times: dict[str, float] = {}
+        self.progress = progress
+
+    def __call__(self, name: str):
+        stages = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                if stages.progress:
+                    print(f"[biovae bin] {name} ...", flush=True)
+
+            def __exit__(self, *exc):
+                stages.times[name] = round(time.perf_counter() - self.t0, 3)
+
+        return _Stage()
+
+
+def check_input(path: Path, what: str) -> None:
+    if not path.exists():
+        raise BiovaeError(f"{what} file {path} does not exist", "check the path")
+    if not path.is_file():
+        raise BiovaeError(f"{what} path {path} is not a file", "give a FASTA/FASTQ file (plain or gzip)")
+
+
+def check_output(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
+
+
+def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | None = None,
+        write_fasta: bool = False, resume: bool = False) -> dict:
+    """Bin the sequences of a FASTA/FASTQ file (reads mode) or, with `abundance`, contigs.
+
+    Returns the summary dict that is also written to OUT/summary.json.
+    """
+    s = (settings or BinSettings()).validate()
+    path, out = Path(sequences), Path(out)
+    ab_path = None if abundance is None else Path(abundance)
+    check_input(path, "sequence")
+    if ab_path is not None:
+        check_input(ab_path, "abundance")
+    check_output(out)
+    work = out.with_name(out.name + ".partial")
+    if not resume and work.exists():
+        shutil.rmtree(work)
+    truth_table = _read_truth(truth)
+    stage = _Stages(s.progress)
+
+    with stage("features"):
+        f, reused = feat.compute(path, s, work, ab_path)
+    with stage("scale"):
+        x, scaling = feat.standardise(f)
+    with stage("train"):
+        vae = _train(x, f, s, work, resume)
+        vae.state.update(scaling)
+    with stage("encode"):
+        mean, logvar = vae.encode(x)
+    with stage("cluster"):
+        from biovae.bin.cluster import cluster_latent
+
+        labels_valid, cstats = cluster_latent(mean, min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
+                                              fit_sample=s.fit_sample, selection=s.cluster_selection,
+                                              radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
+        labels = np.full(len(f.ids), -1, dtype=np.int64)
+        labels[f.valid] = labels_valid
+    evaluation = None
+    if truth_table is not None:
+        with stage("evaluate"):
+            from biovae.evaluate.binning import evaluate_tables
+            from biovae.io.bins import bin_names
+            import pandas as pd
+
+            table = pd.DataFrame({"sequence_id": f.ids, "bin": bin_names(labels)})
+            evaluation = evaluate_tables(table, truth_table, source=str(path))
+    summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
+    with stage("write"):
+        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _read_truth(truth):
+    if truth is None:
+        return None
+    from biovae.io.bins import read_truth
+
+    return read_truth(truth)
+
+
+def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool) -> VAE:
+    n_comp = f.composition.shape[1]
+    blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
+              Block(f.block2, x.shape[1] - n_comp, "gaussian", s.coverage_weight)]
+    vae = VAE(blocks=blocks, latent_dim=s.latent_dim, hidden=s.hidden, beta=s.beta, seed=s.seed)
+    rng = np.random.default_rng(s.seed)
+    rows = np.sort(rng.choice(len(x), s.train_sample, replace=False)) if len(x) > s.train_sample else slice(None)
+    vae.fit(x[rows], epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience,
+            validation_split=s.validation_split, seed=s.seed, device=s.device, progress=s.progress,
+            checkpoint_dir=str(work / "checkpoint"), checkpoint_every=5, resume=resume)
+    return vae
+
+
+def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation) -> dict:
+    from biovae import __version__
+
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, dtype=int)
+    bp = [int(f.lengths[labels == b].sum()) for b in range(len(sizes))]
+    out = {
+        "biovae_version": __version__,
+        "mode": "contigs" if ab_path else "reads",
+        "input": str(path), "abundance": None if ab_path is None else str(ab_path),
+        "sequences": int(len(f.ids)), "bases": int(f.lengths.sum()),
+        "too_short_or_empty": int((~f.valid).sum()),
+        "bins": int(len(sizes)), "binned": int((labels >= 0).sum()), "unbinned": int((labels < 0).sum()),
+        "bin_sizes": {f"bin_{b:0{len(str(max(len(sizes) - 1, 0)))}d}": {"sequences": int(n), "bases": bp[b]}
+                      for b, n in enumerate(sizes)},
+        "epochs_trained": len(vae.history),
+        "final_val_loss": vae.history[-1]["val_loss"] if vae.history else None,
+        "features_from_cache": reused,
+        "clustering": {k: v for k, v in cstats.items() if k not in ("cluster_sizes", "radius")},
+        "stage_seconds": stage.times,
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "settings": s.to_dict(),
+    }
+    if evaluation is not None:
+        out["evaluation"] = {k: v for k, v in evaluation.items() if k not in ("per_bin", "per_genome")}
+    return out
+
+
+def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s) -> None:
+    from biovae.io.bins import bin_names, write_bin_fasta, write_bins_tsv, write_cami_binning
+
+    with atomic_dir(out) as tmp:
+        write_bins_tsv(tmp / "bins.tsv", list(f.ids), labels)
+        write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=path.stem, lengths=f.lengths)
+        ids_valid = f.ids[f.valid]
+        with open(tmp / "latent.npz", "wb") as fh:
+            np.savez_compressed(fh, ids=ids_valid, mean=mean, logvar=logvar)
+        vae.metadata = {"kind": "binning", "block2": f.block2, "settings": s.to_dict()}
+        vae.save(tmp / "model")
+        _plot(tmp / "latent_umap.png", mean, np.asarray(bin_names(labels[f.valid]), dtype=object),
+              _truth_labels(truth_table, ids_valid), s.seed)
+        if write_fasta:
+            from biovae.io.fastx import read_fastx
+
+            seqs = read_fastx(path)
+            write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels)
+        summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
+        write_json(tmp / "summary.json", summary)
+
+
+def _truth_labels(truth_table, ids):
+    if truth_table is None:
+        return None
+    lookup = dict(zip(truth_table["sequence_id"].astype(str), truth_table["genome"].astype(str)))
+    return np.array([lookup.get(i, "unknown") for i in ids], dtype=object)
+
+
+def _plot(path: Path, mean, bins, truth, seed) -> None:
+    from biovae.pl.latent import plot_latent
+
+    plot_latent(mean, bins, truth=truth, path=path, max_points=UMAP_POINTS, seed=seed)

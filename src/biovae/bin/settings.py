@@ -1,0 +1,62 @@
+"""Every binning hyperparameter, with its default and why. The CLI shows each of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from biovae.errors import require
+
+
+@dataclass
+class BinSettings:
+    # features
+    k: int = 4  # composition k-mer size (3..6); 4 gives 136 canonical tetramers
+    cov_k: int = 15  # reads mode: k-mer size of the alignment-free coverage (LRBinner's 15)
+    cov_bins: int = 16  # coverage histogram bins ...
+    cov_width: int = 16  # ... of this many counts each (the last bin takes the rest)
+    min_length: int = 1000  # shorter sequences are reported unbinned, not dropped
+    # model
+    latent_dim: int = 8
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    beta: float = 0.5  # KL weight: below 1 keeps genome clusters tight in the latent
+    composition_weight: float = 1.0
+    coverage_weight: float = 1.0  # also the weight of the abundance block in contigs mode
+    # training
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 8
+    validation_split: float = 0.1
+    train_sample: int = 200_000  # train on a seeded sample of at most this many sequences
+    # clustering (None: chosen from the data size, see bin/cluster.py)
+    min_cluster_size: int | None = None
+    min_samples: int | None = None
+    fit_sample: int = 50_000
+    assign_radius: float = 3.0  # leftovers join a bin within this many times its 99% kNN radius
+    cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
+    # runtime
+    seed: int = 1
+    threads: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def validate(self) -> "BinSettings":
+        require(3 <= self.k <= 6, f"--k must be from 3 to 6, got {self.k}")
+        require(self.min_length >= 0, f"--min-length must be >= 0, got {self.min_length}")
+        require(self.latent_dim >= 1, f"--latent-dim must be >= 1, got {self.latent_dim}")
+        require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}")
+        require(self.composition_weight >= 0 and self.coverage_weight >= 0, "loss weights must be >= 0")
+        require(self.train_sample >= 100, f"--train-sample must be >= 100, got {self.train_sample}")
+        require(self.assign_radius > 0, f"--assign-radius must be > 0, got {self.assign_radius}")
+        require(self.cluster_selection in ("leaf", "eom"),
+                f"--cluster-selection must be leaf or eom, got {self.cluster_selection!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def feature_key(self) -> dict:
+        """The settings that decide the features (a cached feature file is reused only when equal)."""
+        return {k: getattr(self, k) for k in ("k", "cov_k", "cov_bins", "cov_width")}

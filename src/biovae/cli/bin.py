@@ -1,0 +1,98 @@
+"""`biovae bin` and `biovae evaluate`: thin skins over biovae.bin.run and evaluate_files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from biovae.bin.settings import BinSettings
+from biovae.cli.common import add_runtime_options, summary_line
+
+_D = BinSettings()
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bin", help="bin long reads (or contigs with --abundance) into genomes",
+        description="Bin metagenomic long reads by composition and alignment-free coverage, or assembled "
+        "contigs by composition and per-sample abundance (--abundance). Writes OUT/bins.tsv, "
+        "bins.binning, latent.npz, model/, latent_umap.png and summary.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("sequences", help="reads or contigs: FASTA or FASTQ, plain or gzip (detected from content)")
+    p.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--abundance", help="contigs mode: VAMB-format abundance TSV (contigname + one column per sample)")
+    p.add_argument("--truth", help="evaluate against this truth table (sequence_id, genome[, length]) or CAMI gold standard")
+    p.add_argument("--write-fasta", action="store_true", help="also write bins/<bin>.fasta")
+    p.add_argument("--resume", action="store_true", help="reuse cached features and the training checkpoint of a stopped run")
+    f = p.add_argument_group("features")
+    f.add_argument("--k", type=int, default=_D.k, help="composition k-mer size (3..6)")
+    f.add_argument("--cov-k", type=int, default=_D.cov_k, help="reads mode: coverage k-mer size")
+    f.add_argument("--cov-bins", type=int, default=_D.cov_bins, help="coverage histogram bins")
+    f.add_argument("--cov-width", type=int, default=_D.cov_width, help="k-mer counts per coverage bin")
+    f.add_argument("--min-length", type=int, default=_D.min_length, help="shorter sequences are reported unbinned")
+    m = p.add_argument_group("model and training")
+    m.add_argument("--latent-dim", type=int, default=_D.latent_dim)
+    m.add_argument("--hidden", type=int, nargs="+", default=_D.hidden, help="encoder layer sizes")
+    m.add_argument("--beta", type=float, default=_D.beta, help="KL weight")
+    m.add_argument("--composition-weight", type=float, default=_D.composition_weight)
+    m.add_argument("--coverage-weight", type=float, default=_D.coverage_weight, help="coverage or abundance block weight")
+    m.add_argument("--epochs", type=int, default=_D.epochs, help="maximum epochs (early stopping may end sooner)")
+    m.add_argument("--batch-size", type=int, default=_D.batch_size)
+    m.add_argument("--lr", type=float, default=_D.lr)
+    m.add_argument("--patience", type=int, default=_D.patience, help="early-stopping patience, epochs")
+    m.add_argument("--train-sample", type=int, default=_D.train_sample, help="train on at most this many sequences")
+    c = p.add_argument_group("clustering")
+    c.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min cluster size (None: sqrt of the points fitted)")
+    c.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min samples (None: min cluster size / 10, within 5..25)")
+    c.add_argument("--fit-sample", type=int, default=_D.fit_sample, help="HDBSCAN is fitted on at most this many points")
+    c.add_argument("--assign-radius", type=float, default=_D.assign_radius,
+                   help="a leftover point joins its nearest bin when within this many times the bin's "
+                   "99%% nearest-neighbour radius; farther ones stay unbinned")
+    c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
+                   help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
+    add_runtime_options(p)
+    p.set_defaults(handler=_bin)
+
+    e = sub.add_parser("evaluate", help="score bins against a truth table (AMBER definitions)",
+                       description="Precision, recall, F1 and ARI of a binning, per sequence and per base, "
+                       "overall and per bin, as AMBER defines them.")
+    e.add_argument("bins", help="bins.tsv (or a CAMI binning file)")
+    e.add_argument("--truth", required=True, help="truth table or CAMI gold standard")
+    e.add_argument("-o", "--out", help="folder for evaluation.json and per_bin.tsv (default: beside BINS)")
+    e.set_defaults(handler=_evaluate, command="evaluate")
+
+
+def _bin(args) -> None:
+    from biovae.bin.pipeline import run
+
+    s = BinSettings(k=args.k, cov_k=args.cov_k, cov_bins=args.cov_bins, cov_width=args.cov_width,
+                    min_length=args.min_length, latent_dim=args.latent_dim, hidden=args.hidden, beta=args.beta,
+                    composition_weight=args.composition_weight, coverage_weight=args.coverage_weight,
+                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    train_sample=args.train_sample, min_cluster_size=args.min_cluster_size,
+                    min_samples=args.min_samples, fit_sample=args.fit_sample,
+                    cluster_selection=args.cluster_selection,
+                    assign_radius=args.assign_radius, seed=args.seed,
+                    threads=args.threads, device=args.device, progress=not args.quiet)
+    summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
+                  write_fasta=args.write_fasta, resume=args.resume)
+    text = (f"{summary['sequences']} sequences -> {summary['bins']} bins, {summary['unbinned']} unbinned; "
+            f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
+    ev = summary.get("evaluation")
+    if ev:
+        text += f"; F1 {_fmt(ev, 'f1_sample')}, ARI {_fmt(ev, 'ari')}"
+    summary_line("bin", f"{text}; results in {args.out}")
+
+
+def _fmt(ev: dict, key: str) -> str:
+    """A per-sequence metric of an evaluation (F1 is AMBER's sample F1), as text."""
+    val = (ev.get("by_sequence") or {}).get(key)
+    return "n/a" if val is None else f"{val:.3f}"
+
+
+def _evaluate(args) -> None:
+    from biovae.evaluate.binning import evaluate_files
+
+    out = args.out or str(Path(args.bins).resolve().parent)
+    result = evaluate_files(args.bins, args.truth, out_dir=out)
+    summary_line("evaluate", f"F1 {_fmt(result, 'f1_sample')}, ARI {_fmt(result, 'ari')}; written to {out}/evaluation.json")
