@@ -33,7 +33,7 @@ FIT_SAMPLE = 50_000
 MAX_REFERENCE = 10_000
 ASSIGN_K = 5
 RADIUS_QUANTILE = 0.99
-RADIUS_FACTOR = 1.5
+RADIUS_FACTOR = 5.0  # measured: demo and sim30k F1 peak between 5 and 8, ARI falls slowly above 3
 _CHUNK = 65_536
 
 

@@ -28,12 +28,12 @@ class BinSettings:
     lr: float = 1e-3
     patience: int = 8
     validation_split: float = 0.1
-    train_sample: int = 200_000  # train on a seeded sample of at most this many sequences
+    train_sample: int = 100_000  # train on a seeded sample of at most this many sequences (caps cost)
     # clustering (None: chosen from the data size, see bin/cluster.py)
     min_cluster_size: int | None = None
     min_samples: int | None = None
     fit_sample: int = 50_000
-    assign_radius: float = 3.0  # leftovers join a bin within this many times its 99% kNN radius
+    assign_radius: float = 5.0  # leftovers join a bin within this many times its 99% kNN radius
     cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
     # runtime
     seed: int = 1
