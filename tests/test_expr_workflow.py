@@ -25,6 +25,25 @@ def test_generated_cells_of_a_group_show_that_groups_up_regulated_genes():
         assert (mine > others + 2).mean() > 0.9, g  # nearly all of g's up genes are up in its cells
 
 
+def test_lattice_of_log_normalised_counts_is_recognised_only_there():
+    from biovae.expr.preprocess import Preprocessor, lattice_size_factors
+
+    rng = np.random.default_rng(0)
+    k = rng.poisson(2.0, size=(60, 50))
+    s = rng.uniform(0.5, 4.0, size=60)
+    logn = np.round(np.log1p(k * s[:, None]), 3)  # stored with 3 decimals, as in pbmc68k_reduced
+    np.testing.assert_allclose(lattice_size_factors(logn), s, rtol=2e-3)
+    assert Preprocessor("hurdle").fit(logn).lattice
+    assert not Preprocessor("bernoulli").fit(logn).lattice
+    assert lattice_size_factors(k) is None  # raw counts: expm1 breaks the ladder
+    assert lattice_size_factors(np.log1p(rng.gamma(2.0, 1.0, size=(60, 50)))) is None  # continuous
+    assert lattice_size_factors(np.log1p((k > 0) * s[:, None])) is None  # one value per cell
+    pre = Preprocessor("hurdle").fit(logn)
+    y = pre.transform_data(logn)
+    back = pre.inverse(y, size=s)
+    np.testing.assert_allclose(back, np.log1p(k * s[:, None]), atol=2e-3)  # round trip onto the lattice
+
+
 @pytest.fixture(scope="module")
 def pbmc_split(pbmc):
     raw = pbmc.raw.to_adata()
@@ -44,6 +63,12 @@ def test_cvae_cells_are_more_realistic_than_the_diagonal_gaussian_baseline(pbmc_
     assert ours["overall"]["rf_auc"] < base["overall"]["rf_auc"] - 0.1, (ours["overall"], base["overall"])
     assert ours["overall"]["ks_detected_genes"] < 0.4  # zeros are modelled, not smeared
     assert ours["per_label_mean"]["mean_corr"] > 0.85
+    # .raw is log-normalised counts, and so are the generated cells: log1p(k * s) with whole k
+    assert model.pre.lattice
+    X = np.asarray(gen.X, dtype=np.float64)
+    s = np.expm1(np.where(X > 0, X, np.inf).min(1))
+    k = np.expm1(X) / s[:, None]
+    assert np.abs(k - np.round(k)).max() < 1e-3
 
     mean = model.encode(test)
     assert test.obsm["X_biovae"].shape == (test.n_obs, 10) and np.array_equal(mean, test.obsm["X_biovae"])
@@ -97,6 +122,8 @@ def test_cli_fit_generate_and_bad_inputs(tmp_path, capsys):
     bad = x.astype(float)
     bad[3, 4] = np.nan
     fails(["fit", str(_h5ad(tmp_path, bad, obs, "nan.h5ad")), "-o", str(tmp_path / "x")], "NaN")
+    bad[3, 4] = np.inf
+    fails(["fit", str(_h5ad(tmp_path, bad, obs, "inf.h5ad")), "-o", str(tmp_path / "x")], "infinite")
     fails(["fit", str(_h5ad(tmp_path, -x, obs, "neg.h5ad")), "-o", str(tmp_path / "x")], "negative")
     fails(["fit", str(_h5ad(tmp_path, x + 0.5, obs, "frac.h5ad")), "-o", str(tmp_path / "x"),
            "--likelihood", "nb"], "non-integer")
@@ -106,7 +133,13 @@ def test_cli_fit_generate_and_bad_inputs(tmp_path, capsys):
     fails(["fit", str(_h5ad(tmp_path, x, holes, "holes.h5ad")), "-o", str(tmp_path / "x"), "--labels", "type"],
           "empty or NaN")
     fails(["fit", str(_h5ad(tmp_path, np.zeros((0, 15)), None, "empty.h5ad")), "-o", str(tmp_path / "x")], "no cells")
+    fails(["fit", str(_h5ad(tmp_path, np.zeros((120, 0)), obs, "nogenes.h5ad")), "-o", str(tmp_path / "x")],
+          "no genes")
     assert not (tmp_path / "x").exists()
+    # new data on another gene set: generated cells lacking genes of the real ones
+    fails(["evaluate-generation", str(good), str(_h5ad(tmp_path, x[:, :10], obs, "fewer.h5ad")),
+           "-o", str(tmp_path / "m.json")], "g10")
+    assert not (tmp_path / "m.json").exists()
 
     model = ex.load(tmp_path / "m")
     other = ad.AnnData(X=x[:, :10].astype(np.float32))

@@ -22,4 +22,8 @@ def __getattr__(name):
         from biovae.engine.vae import VAE
 
         return VAE
+    if name in ("io", "features", "engine", "bin", "expr", "images", "tl", "pl", "evaluate"):
+        import importlib
+
+        return importlib.import_module(f"biovae.{name}")
     raise AttributeError(f"module 'biovae' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from biovae import __version__
 from biovae.errors import BiovaeError
 
 # modules that contribute subcommands, in the order shown by --help
-_MODULES = ["biovae.cli.bin", "biovae.cli.expr", "biovae.cli.demo"]
+_MODULES = ["biovae.cli.bin", "biovae.cli.expr", "biovae.cli.demo", "biovae.cli.images", "biovae.cli.explore"]
 
 
 def build_parser() -> argparse.ArgumentParser:

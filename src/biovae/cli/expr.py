@@ -45,7 +45,9 @@ def register(sub) -> None:
     g.add_argument("model", help="model folder written by `biovae fit`")
     g.add_argument("-n", type=int, default=100, help="cells in all (shared over labels) unless --label is given")
     g.add_argument("--label", action="append", default=[], metavar="NAME=N", help="N cells of label NAME (repeatable)")
-    g.add_argument("--method", default="prior", choices=["prior", "mixture", "posterior"])
+    g.add_argument("--method", default="mixture", choices=["mixture", "prior", "posterior"],
+                   help="where latent points come from: a Gaussian mixture of the label's training latents, "
+                   "N(0, I), or around encoded training cells")
     g.add_argument("-o", "--out", required=True, help="output .h5ad or .csv")
     add_runtime_options(g, device=False)
     g.set_defaults(handler=_generate)

@@ -8,11 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from biovae.engine import likelihoods
 from biovae.errors import BiovaeError, require
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "silu")
 NORMS = ("batch", "layer", "none")
+NETWORKS = ("mlp", "conv")  # encoder/decoder families; engine/networks.py builds them by name
 
 
 @dataclass
@@ -40,6 +43,10 @@ class ModelConfig:
     hidden: encoder layer widths; the decoder mirrors them unless `decoder_hidden` is given.
     conditions: covariate name -> its category names; each is one-hot encoded (or embedded in
       `condition_embedding` dims when > 0) and fed to both encoder and decoder.
+    network: "mlp" (dense layers) or "conv" (engine/conv.py: strided convolutions in front of
+      the `hidden` dense layers, transposed convolutions after the decoder's). Inputs stay flat
+      (n, H * W * C) in both; "conv" reads them as images of `image_shape` (H, W) or (H, W, C),
+      row-major, and halves H and W once per entry of `conv_channels` (the encoder's channels).
     """
 
     blocks: list[Block]
@@ -53,6 +60,9 @@ class ModelConfig:
     condition_embedding: int = 0
     condition_encoder: bool = True
     beta: float = 1.0
+    network: str = "mlp"
+    image_shape: list[int] | None = None
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
 
     @property
     def n_features(self) -> int:
@@ -83,6 +93,15 @@ class ModelConfig:
         for name, cats in self.conditions.items():
             require(len(cats) >= 1, f"condition {name!r} has no categories")
             require(len(set(cats)) == len(cats), f"condition {name!r} has repeated categories")
+        require(self.network in NETWORKS, f"unknown network {self.network!r}", f"choose one of {', '.join(NETWORKS)}")
+        for c in self.conv_channels:
+            require(isinstance(c, int) and c >= 1, f"conv channel counts must be >= 1, got {c!r}")
+        if self.image_shape is not None:
+            shape = list(self.image_shape)
+            require(len(shape) in (2, 3) and all(isinstance(s, int) and s >= 1 for s in shape),
+                    f"image_shape must be (height, width) or (height, width, channels), got {shape}")
+            require(int(np.prod(shape)) == self.n_features,
+                    f"image_shape {shape} holds {int(np.prod(shape))} values but the input has {self.n_features}")
         return self
 
     def to_dict(self) -> dict:

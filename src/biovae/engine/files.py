@@ -2,12 +2,17 @@
 
     MODEL/model.safetensors   network weights ("module.*") and numeric preprocessing state ("state.*")
     MODEL/config.json         format version, biovae version, model config, training config,
-                              workflow metadata, and the SHA-256 of model.safetensors
+                              workflow metadata, the SHA-256 of model.safetensors and of
+                              history.json, and config_sha256: the SHA-256 of config.json itself
+                              (canonical JSON, without the *_sha256 fields)
     MODEL/history.json        per-epoch training history
 
 Loading refuses, with a message saying what to do: a missing folder or file, a newer format, a
-weights file whose checksum differs from the one recorded (edited or swapped), and tensors whose
-names or shapes do not fit the recorded architecture.
+config.json that is not JSON, was edited after saving (its own checksum differs) or holds settings
+that cannot describe a model, a weights or history file that is truncated, damaged or differs from
+its recorded checksum (edited or swapped), and tensors whose names or shapes do not fit the
+recorded architecture. Folders written before config_sha256 / history_sha256 existed still load;
+only the checks whose checksums are recorded are made.
 """
 
 from __future__ import annotations
@@ -22,12 +27,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from biovae import __version__
+from biovae.engine.config import ModelConfig, TrainConfig
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir
 
 FORMAT = "biovae-model"
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG, HISTORY = "model.safetensors", "config.json", "history.json"
+
+
+_SUMS = ("weights_sha256", "history_sha256", "config_sha256")
+
+
+def config_checksum(doc: dict) -> str:
+    """SHA-256 of a config document in canonical JSON, leaving out the checksum fields."""
+    body = {k: v for k, v in doc.items() if k not in _SUMS}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def sha256(path: Path) -> str:
@@ -47,10 +62,12 @@ def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarr
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "biovae_version": __version__,
-               **config, "weights_sha256": sha256(tmp / WEIGHTS)}
-        (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         (tmp / HISTORY).write_text(json.dumps(history, indent=1) + "\n")
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "biovae_version": __version__, **config}
+        doc = json.loads(json.dumps(doc))  # the checksum is of what a reader will see
+        doc.update(weights_sha256=sha256(tmp / WEIGHTS), history_sha256=sha256(tmp / HISTORY),
+                   config_sha256=config_checksum(doc))
+        (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         if summary is not None:
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return folder
@@ -65,10 +82,7 @@ def read(folder) -> tuple[dict, dict[str, torch.Tensor], dict[str, np.ndarray], 
     for p in (cpath, wpath):
         if not p.is_file():
             raise BiovaeError(f"model file {p} is missing", "the model folder is incomplete; fit or save it again")
-    try:
-        doc = json.loads(cpath.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BiovaeError(f"model file {cpath} is not valid JSON ({exc})", "restore it or fit the model again") from None
+    doc = _read_json(cpath, "model file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BiovaeError(f"{cpath} is not a biovae model file", "give a folder written by biovae fit/save")
     version = doc.get("format_version")
@@ -78,18 +92,83 @@ def read(folder) -> tuple[dict, dict[str, torch.Tensor], dict[str, np.ndarray], 
             f"this biovae {__version__} reads format <= {FORMAT_VERSION}",
             "upgrade biovae to load it",
         )
+    if "config_sha256" in doc and doc["config_sha256"] != config_checksum(doc):
+        raise BiovaeError(f"{cpath} was edited after the model was saved (its checksum differs)",
+                          "restore the original file, or change settings through biovae and save again")
+    _check_settings(doc, cpath)
     if sha256(wpath) != doc.get("weights_sha256"):
-        raise BiovaeError(f"{wpath} does not match the checksum recorded in {cpath}: it was changed or swapped",
+        raise BiovaeError(f"{wpath} does not match the checksum recorded in {cpath}{_damage(wpath)}: "
+                          "it was truncated, damaged, changed or swapped",
                           "restore the original model folder or fit again")
     try:
         tensors = load_file(str(wpath))
-    except (SafetensorError, OSError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise BiovaeError(f"{wpath} is damaged ({exc})", "restore it or fit the model again") from None
     weights = {k[7:]: v for k, v in tensors.items() if k.startswith("module.")}
     state = {k[6:]: v.numpy() for k, v in tensors.items() if k.startswith("state.")}
     hpath = folder / HISTORY
-    history = json.loads(hpath.read_text()) if hpath.is_file() else []
+    history: list = []
+    if hpath.is_file():
+        if "history_sha256" in doc and sha256(hpath) != doc["history_sha256"]:
+            raise BiovaeError(f"{hpath} does not match the checksum recorded in {cpath}: it was truncated, "
+                              "edited or swapped", "restore the original model folder or fit again")
+        history = _read_json(hpath, "training history")
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise BiovaeError(f"{hpath} is not a list of per-epoch records", "restore it or fit the model again")
+    elif "history_sha256" in doc:
+        raise BiovaeError(f"model file {hpath} is missing", "the model folder is incomplete; fit or save it again")
     return doc, weights, state, history
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise BiovaeError(f"{what} {path} is not valid JSON ({exc})", "restore it or fit the model again") from None
+
+
+def _check_settings(doc: dict, cpath: Path) -> None:
+    """Refuse model / training settings that cannot describe a model (a damaged or hand-written
+    config.json without a checksum), naming the problem, before anything is built from them."""
+    try:
+        model = doc["model"]
+        if not isinstance(model, dict) or not isinstance(model.get("blocks"), list):
+            raise ValueError("'model' must hold the architecture with its list of input blocks")
+        if not all(isinstance(b, dict) for b in model["blocks"]):
+            raise ValueError("each input block must be a JSON object")
+        ModelConfig.from_dict(model)
+        train = doc.get("train")
+        if train is not None:
+            if not isinstance(train, dict):
+                raise ValueError("'train' must be a JSON object")
+            TrainConfig(**train).validate()
+        if not isinstance(doc.get("metadata") or {}, dict):
+            raise ValueError("'metadata' must be a JSON object")
+    except BiovaeError as exc:
+        raise BiovaeError(f"{cpath} holds settings that cannot describe a model: {exc.message}",
+                          "restore the original file or fit the model again") from None
+    except Exception as exc:  # noqa: BLE001 - any malformed value (wrong type, key, shape)
+        raise BiovaeError(f"{cpath} holds settings that cannot describe a model ({type(exc).__name__}: {exc})",
+                          "restore the original file or fit the model again") from None
+
+
+def _damage(path: Path) -> str:
+    """A few words on what is wrong with a safetensors file whose checksum differs: whether its
+    header still parses and its length is the one the header implies (a truncated file)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n > size - 8:
+                return " (it is shorter than its own header says)"
+            header = json.loads(fh.read(n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        expected = 8 + n + max(ends, default=0)
+        if size != expected:
+            return f" (it has {size} bytes where its header implies {expected})"
+        return ""
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
+        return " (its header is unreadable)"
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], where) -> None:

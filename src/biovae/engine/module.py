@@ -15,7 +15,7 @@ from torch import nn
 
 from biovae.engine import likelihoods
 from biovae.engine.config import ModelConfig
-from biovae.engine.networks import ConditionInput, Decoder, Encoder
+from biovae.engine.networks import ConditionInput, build
 
 
 def kl_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -36,8 +36,7 @@ class VAEModule(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.condition = ConditionInput([len(c) for c in cfg.conditions.values()], cfg.condition_embedding)
-        self.encoder = Encoder(cfg, self.condition.width)
-        self.decoder = Decoder(cfg, self.condition.width)
+        self.encoder, self.decoder = build(cfg, self.condition.width)
         self.likelihoods = nn.ModuleDict({b.name: likelihoods.get(b.likelihood)(b.size) for b in cfg.blocks})
         bounds, start = [], 0
         for b in cfg.blocks:

@@ -1,4 +1,5 @@
-"""Encoder and decoder networks (MLPs), built from a ModelConfig.
+"""Encoder and decoder networks, built from a ModelConfig by `build` (registry keyed by
+`cfg.network`: "mlp" here, "conv" in engine/conv.py).
 
 Encoder: [x | condition] -> hidden layers -> (mean, log-variance), each (n, latent_dim).
 The log-variance is a plain linear output: no softplus or other floor, so the posterior standard
@@ -8,6 +9,8 @@ n_params * block size for that block's likelihood.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -87,3 +90,33 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.body(torch.cat([z, cond], dim=1))
         return {name: head(h) for name, head in self.heads.items()}
+
+
+NetworkBuilder = Callable[[ModelConfig, int], tuple[nn.Module, nn.Module]]
+_NETWORKS: dict[str, NetworkBuilder] = {}
+
+
+def register_network(name: str):
+    """Decorator: `builder(cfg, cond_width) -> (encoder, decoder)` becomes network `name`.
+
+    The encoder maps (x (n, n_features), cond (n, cond_width)) to (mean, logvar), each
+    (n, latent_dim); the decoder maps (z, cond) to {block name: raw (n, n_params * block size)}.
+    """
+
+    def wrap(builder: NetworkBuilder) -> NetworkBuilder:
+        _NETWORKS[name] = builder
+        return builder
+
+    return wrap
+
+
+@register_network("mlp")
+def _mlp_networks(cfg: ModelConfig, cond_width: int) -> tuple[nn.Module, nn.Module]:
+    return Encoder(cfg, cond_width), Decoder(cfg, cond_width)
+
+
+def build(cfg: ModelConfig, cond_width: int) -> tuple[nn.Module, nn.Module]:
+    """The (encoder, decoder) pair of the network family `cfg.network`."""
+    from biovae.engine import conv  # noqa: F401  registers "conv"; imported late as it imports this module
+
+    return _NETWORKS[cfg.network](cfg, cond_width)

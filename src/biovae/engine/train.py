@@ -56,9 +56,20 @@ def fit(module: VAEModule, x, codes: np.ndarray | None, cfg: TrainConfig, resume
     cfg.validate()
     fabric = make_fabric(cfg)
     devices = [fabric.device.index or 0] if fabric.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(cfg.seed)
-        return _Loop(module, x, codes, cfg, fabric).run(resume)
+    # Several GPU processes: batch norm over the whole global batch, as one process would see it
+    # (torch syncs batch norm on GPUs only; on CPU each process normalises its own share).
+    sync = fabric.world_size > 1 and fabric.device.type == "cuda"
+    if sync:
+        from lightning_fabric.plugins.layer_sync import TorchSyncBatchNorm
+
+        module = TorchSyncBatchNorm().apply(module)
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(cfg.seed)
+            return _Loop(module, x, codes, cfg, fabric).run(resume)
+    finally:
+        if sync:
+            TorchSyncBatchNorm().revert(module)  # the caller's module keeps plain BatchNorm layers
 
 
 def _adam(module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -108,12 +119,20 @@ class _Loop:
     def _train_epoch(self, epoch: int, beta: float) -> dict:
         self.model.train()
         order = torch.as_tensor(self.train_idx)[data.epoch_order(len(self.train_idx), self.cfg.seed, epoch)]
-        batches = data.batch_slices(order, self.cfg.batch_size, self.drop_single,
-                                    self.fabric.global_rank, self.fabric.world_size)
+        world, rank = self.fabric.world_size, self.fabric.global_rank
+        whole = data.batch_slices(order, self.cfg.batch_size, self.drop_single)  # global batches
+        if world > 1 and self.drop_single and self.fabric.device.type != "cuda":
+            # unsynced batch norm needs 2 samples in each process's share of a batch
+            whole = [b for b in whole if len(b) >= 2 * world]
+        batches = [b[rank::world] for b in whole]  # this process's share of each batch
+        # DDP averages gradients over processes; scaling each share's sum by world / (global batch
+        # size) makes that average the gradient of the global batch mean, as with one process,
+        # also when the global batch does not split evenly.
+        scales = [world / len(b) for b in whole]
         sums = torch.zeros(4, device=self.fabric.device)  # summed on device: no sync per batch
-        for xb, cb in data.iterate(self.batcher, batches):
+        for (xb, cb), scale in zip(data.iterate(self.batcher, batches), scales):
             out = self.model(xb, cb, beta)
-            loss = out["loss"].mean()
+            loss = out["loss"].mean() if world == 1 else out["loss"].sum() * scale
             self.optimizer.zero_grad(set_to_none=True)
             self.fabric.backward(loss)
             if self.cfg.grad_clip:

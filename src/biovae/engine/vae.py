@@ -38,14 +38,17 @@ class VAE:
 
     Give either n_features (one block with `likelihood`) or blocks (list of Block). conditions:
     covariate name -> its categories, or the labels themselves (categories are their sorted unique
-    values). `seed` fixes the initial weights.
+    values). `seed` fixes the initial weights. network="conv" with image_shape (H, W[, C]) reads
+    each flat row as an image (see ModelConfig); conv_channels are the encoder's channel counts.
     """
 
     def __init__(self, n_features: int | None = None, *, blocks: Sequence[Block] | None = None,
                  likelihood: str = "gaussian", latent_dim: int = 10, hidden: Sequence[int] = (256, 128),
                  decoder_hidden: Sequence[int] | None = None, activation: str = "relu", dropout: float = 0.0,
                  norm: str = "batch", conditions: Mapping[str, Sequence] | None = None,
-                 condition_embedding: int = 0, condition_encoder: bool = True, beta: float = 1.0, seed: int = 0):
+                 condition_embedding: int = 0, condition_encoder: bool = True, beta: float = 1.0, seed: int = 0,
+                 network: str = "mlp", image_shape: Sequence[int] | None = None,
+                 conv_channels: Sequence[int] = (32, 64, 128)):
         if blocks is None:
             if n_features is None:
                 raise BiovaeError("give n_features or blocks to build a VAE")
@@ -54,7 +57,9 @@ class VAE:
                           decoder_hidden=None if decoder_hidden is None else list(decoder_hidden),
                           activation=activation, dropout=dropout, norm=norm,
                           conditions={k: _categories(v) for k, v in (conditions or {}).items()},
-                          condition_embedding=condition_embedding, condition_encoder=condition_encoder, beta=beta)
+                          condition_embedding=condition_embedding, condition_encoder=condition_encoder, beta=beta,
+                          network=network, image_shape=None if image_shape is None else [int(s) for s in image_shape],
+                          conv_channels=[int(c) for c in conv_channels])
         self._build(cfg.validate(), seed)
 
     def _build(self, cfg: ModelConfig, seed: int) -> None:
@@ -267,4 +272,14 @@ class VAE:
         vae.module.eval()
         vae.state, vae.history, vae.metadata = state, history, doc.get("metadata") or {}
         vae.train_config = TrainConfig(**doc["train"]) if doc.get("train") else None
+        return vae
+
+    @classmethod
+    def load_kind(cls, folder, kind: str, command: str) -> "VAE":
+        """load(), refusing a model whose metadata kind is not `kind` (written by `command`)."""
+        vae = cls.load(folder)
+        found = vae.metadata.get("kind")
+        if found != kind:
+            raise BiovaeError(f"{folder} holds a {found or 'plain engine'!r} model, not a {kind!r} model",
+                              f"give a folder written by `{command}`")
         return vae

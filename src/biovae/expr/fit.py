@@ -15,7 +15,7 @@ import pandas as pd
 from biovae.engine.vae import VAE
 from biovae.expr import samplers
 from biovae.expr.model import ExpressionModel
-from biovae.expr.preprocess import Preprocessor
+from biovae.expr.preprocess import Preprocessor, lattice_size_factors
 from biovae.io.expression import as_matrix, check_values, get_labels
 
 DEFAULT_LIKELIHOOD = "hurdle"
@@ -61,6 +61,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
             checkpoint_dir=checkpoint_dir, resume=resume)
 
     raw_library = np.asarray(x.sum(axis=1)).ravel()
-    samplers.fit(vae, y, raw_library, lab, known, seed)
+    sizes = lattice_size_factors(x) if pre.lattice else None
+    detected = np.asarray((x > 0).sum(axis=1)).ravel() if pre.lattice else None
+    samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected)
     label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
     return ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known)

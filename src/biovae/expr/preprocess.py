@@ -15,6 +15,18 @@ only divided by the standard deviation, so that zeros stay exact zeros.
 
 The inverse brings decoded values back to the input's scale (negative values clipped to 0, as
 expression is non-negative); after "normalize_log1p" it multiplies by a library size per cell.
+
+Log-normalised counts ("lattice"). Data made by normalise-to-total + log1p (scanpy's usual
+.raw, pbmc68k_reduced among them) hold only the values log1p(k * s_c): whole counts k scaled by
+one size factor s_c = target / total counts per cell, so a cell's smallest non-zero value is
+log1p(s_c) (k = 1; more than half the non-zero values of pbmc68k_reduced are exactly that). When
+transform "auto" resolves to "none" and the training cells pass `lattice_size_factors`, the
+preprocessor remembers it (`lattice`), and generated values are put back on such a lattice: a
+size factor is drawn per generated cell (see samplers.draw_size), each decoded value becomes
+the nearest whole count k (at least 1 where the hurdle says "detected"), and the output is
+log1p(k * s). Without this, decoded values are continuous and fall anywhere in (0, log1p(s_c)),
+where real data never are - the largest single tell of generated cells on pbmc68k_reduced
+(held-out RF-AUC 0.74-0.79 before, 0.68-0.69 after, same model).
 """
 
 from __future__ import annotations
@@ -28,6 +40,33 @@ from biovae.engine import likelihoods
 from biovae.errors import BiovaeError
 
 TRANSFORMS = ("auto", "normalize_log1p", "log1p", "none")
+HURDLES = ("hurdle", "hurdle_cell")  # zeros are exact zeros: scaled, not centred
+LATTICE_TOLERANCE = 0.05  # |k - round(k)|, plus 0.2% of k for values stored with ~3 decimals
+LATTICE_SHARE = 0.99  # share of non-zero values that must sit on their cell's lattice
+
+
+def lattice_size_factors(x) -> np.ndarray | None:
+    """Per-cell size factors s (n,) if x (cells x genes, non-negative) is log1p(k * s_c) with
+    whole k, else None.
+
+    s_c = expm1(smallest non-zero value of cell c), taken as one count. The data pass when every
+    cell has a non-zero value, the maximum is below 30 (log scale), at least LATTICE_SHARE of all
+    non-zero values give k = expm1(x) / s_c within LATTICE_TOLERANCE (+ 0.2% of k) of a whole
+    number, and at least 5% of them have k >= 2 (so that a binary or one-value matrix does not
+    count as a lattice).
+    """
+    y = _dense(x).astype(np.float64)
+    if y.size == 0 or y.max() >= 30 or y.min() < 0:
+        return None
+    pos = y > 0
+    if not pos.any(axis=1).all():
+        return None
+    s = np.expm1(np.where(pos, y, np.inf).min(axis=1))
+    k = np.expm1(y[pos]) / np.broadcast_to(s[:, None], y.shape)[pos]
+    whole = np.abs(k - np.round(k)) <= LATTICE_TOLERANCE + 0.002 * k
+    if whole.mean() < LATTICE_SHARE or (np.round(k) >= 2).mean() < 0.05:
+        return None
+    return s
 
 
 def _dense(x) -> np.ndarray:
@@ -41,6 +80,7 @@ class Preprocessor:
     likelihood: str
     transform: str = "auto"
     target_sum: float = 1e4
+    lattice: bool = False
     center: np.ndarray = field(default=None, repr=False)
     scale: np.ndarray = field(default=None, repr=False)
 
@@ -60,10 +100,12 @@ class Preprocessor:
             values = x.data if sp.issparse(x) else np.asarray(x)
             integer = bool(np.all(np.abs(values - np.round(values)) < 1e-6))
             self.transform = "normalize_log1p" if integer else "log1p" if values.max() > 30 else "none"
+            self.lattice = (self.transform == "none" and self.likelihood != "bernoulli"
+                            and lattice_size_factors(x) is not None)
         y = self._forward(x)
         if self.likelihood == "bernoulli":
             self.center, self.scale = y.min(0), np.maximum(y.max(0) - y.min(0), 1e-6)
-        elif self.likelihood == "hurdle":  # scale only, so that zeros stay exact zeros
+        elif self.likelihood in HURDLES:  # scale only, so that zeros stay exact zeros
             self.center, self.scale = np.zeros(y.shape[1]), np.maximum(y.std(0), 1e-3)
         else:
             self.center, self.scale = y.mean(0), np.maximum(y.std(0), 1e-3)
@@ -87,16 +129,32 @@ class Preprocessor:
             y = np.clip(y, 0.0, 1.0)
         return y.astype(np.float32)
 
-    def inverse(self, y: np.ndarray, library: np.ndarray | None = None) -> np.ndarray:
-        """Model scale -> input scale. library: per-cell totals (n,) used after normalize_log1p."""
+    def inverse(self, y: np.ndarray, library: np.ndarray | None = None,
+                size: np.ndarray | None = None) -> np.ndarray:
+        """Model scale -> input scale. library: per-cell totals (n,) used after normalize_log1p.
+        size: per-cell size factors (n,) of a `lattice` model; when given, the values are put on
+        the lattice log1p(k * size) (see the module's docstring)."""
         if self.counts:
             return y.astype(np.float32)
         v = y.astype(np.float64) * self.scale + self.center
+        if self.lattice and size is not None:
+            return self._on_lattice(y, v, np.asarray(size, dtype=np.float64).reshape(-1, 1))
         if self.transform in ("normalize_log1p", "log1p"):
             v = np.expm1(np.maximum(v, 0.0))
         if self.transform == "normalize_log1p" and library is not None:
             v = v / self.target_sum * np.asarray(library, dtype=np.float64).reshape(-1, 1)
         return np.maximum(v, 0.0).astype(np.float32)
+
+    def lattice_counts(self, y: np.ndarray, v: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """Whole counts k (n, genes) for model-scale y / input-scale v at size factors (n, 1).
+        A hurdle model's non-zero draws are detected, so they keep at least one count."""
+        k = np.round(np.expm1(np.maximum(v, 0.0)) / size)
+        if self.likelihood in HURDLES:
+            k = np.where(y != 0, np.maximum(k, 1.0), 0.0)
+        return k
+
+    def _on_lattice(self, y, v, size) -> np.ndarray:
+        return np.log1p(self.lattice_counts(y, v, size) * size).astype(np.float32)
 
     # -- storage with the model ----------------------------------------------------------------
     def to_json(self) -> dict:

@@ -20,6 +20,7 @@ import numpy as np
 from biovae.errors import BiovaeError
 
 HEADER_FIRST = "contigname"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Abundance(NamedTuple):
@@ -114,6 +115,8 @@ def _values(fields: list[str], samples: list[str], path: Path, line_no: int, nam
             raise BiovaeError(f"{path}: line {line_no} (contig {name!r}), column {sample!r}: {text!r} is not a number", "abundances are non-negative numbers") from None
         if not math.isfinite(value) or value < 0:
             raise BiovaeError(f"{path}: line {line_no} (contig {name!r}), column {sample!r}: {text!r} is not a finite non-negative number", "abundances are non-negative numbers") from None
+        if value > _FLOAT32_MAX:  # would become inf in the float32 matrix
+            raise BiovaeError(f"{path}: line {line_no} (contig {name!r}), column {sample!r}: {text!r} is too large to be a read depth", "abundances are mean read depths, far below 1e38")
         out.append(value)
     return out
 

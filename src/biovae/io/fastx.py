@@ -269,10 +269,12 @@ def _fasta(blocks: Iterator[bytes], path: Path, where: _Where) -> Iterator[tuple
 
 def _fasta_pieces(text: bytes, path: Path, line_no: int, where: _Where) -> Iterator[tuple[str, bytes, int]]:
     """Parse complete records in `text` (starting with '>'); line_no is that of its first line."""
-    for piece in text.split(b"\n>"):
+    # Drop only the leading '>' of the first record: an id may itself start with '>' (">>x" is "x"
+    # with lstrip, but its first word is ">x").
+    for piece in text[1:].split(b"\n>"):
         where.line = line_no
         header, _, body = piece.partition(b"\n")
-        rid = _parse_id(b">" + header.lstrip(b">"), path, line_no)
+        rid = _parse_id(b">" + header, path, line_no)
         where.last_id = rid
         seq = _clean_seq(body.replace(b"\n", b""), rid, path, line_no)
         yield rid, seq, line_no
@@ -292,7 +294,8 @@ def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _fastq(blocks: Iterator[bytes], path: Path, where: _Where) -> Iterator[tuple[str, bytes, int]]:
     # Multi-line FASTQ is allowed: sequence lines run up to the '+' line, quality lines are
-    # read until they reach the sequence length (a quality line may itself start with '@').
+    # read until they reach the sequence length (a quality line may itself start with '@'),
+    # over no more lines than the sequence took.
     lines = _lines(blocks)
     line_no = 0
     for line in lines:
@@ -314,8 +317,12 @@ def _fastq(blocks: Iterator[bytes], path: Path, where: _Where) -> Iterator[tuple
         else:
             raise BiovaeError(f"{path}: FASTQ record {rid!r} (line {head_line}) ends without a '+' line and quality", "the file looks truncated")
         seq = _clean_seq(parts[0] if len(parts) == 1 else b"".join(parts), rid, path, head_line)
-        qlen, first_qlen = 0, None
-        while qlen < len(seq):
+        # The quality is wrapped like the sequence: at most as many lines. Without that bound a
+        # short quality line would swallow the lines of the next record(s) until the lengths add
+        # up (a quality line may start with '@'), silently merging records.
+        qlen, first_qlen, q_lines = 0, None, 0
+        while qlen < len(seq) and q_lines < max(len(parts), 1):
+            q_lines += 1
             qline = next(lines, None)
             if qline is None:
                 break

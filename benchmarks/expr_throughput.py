@@ -1,0 +1,121 @@
+"""Expression training throughput on the CPU: biovae vs scvi-tools SCVI, same layers, same data.
+
+    .venv/bin/python benchmarks/expr_throughput.py [--cells 20000] [--epochs 5] [--threads 1]
+
+Data: the counts of scanpy's pbmc68k_reduced (765 genes), recovered exactly from its
+log-normalised .raw (x = log1p(k * s_c), see biovae.expr.preprocess.lattice_size_factors), with
+cells drawn with replacement (seed 0) up to --cells, so both tools see the same
+20,000 x 765 count matrix. Architecture of both: SCVI's defaults, 765 -> 128 -> latent 10 -> 128
+-> 765, batch norm, dropout 0.1, ZINB likelihood with the library size, batch 128, Adam 1e-3, no
+validation split, no early stopping, --epochs epochs, --threads torch threads each, one process
+each (SCVI in its own venv through benchmarks/scvi_peer.py; run one after the other).
+biovae is timed twice: fitting the same counts with "zinb" (the same task as SCVI) and with its
+expression default ("hurdle" on the log-normalised values).
+
+Cells/s per epoch = cells / median time of a training epoch after the first (biovae: its
+history's per-epoch seconds; SCVI: a Lightning callback from epoch start to epoch end). One run;
+the ratio biovae / SCVI is printed. Writes benchmarks/out/expr_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+SCVI_PYTHON = HERE / ".peers" / "scvi" / "bin" / "python"
+
+
+def pbmc_counts(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, log-normalised) (n, 765) float32, rows drawn with replacement from pbmc68k_reduced."""
+    import scanpy as sc
+
+    from biovae.expr.preprocess import lattice_size_factors
+
+    x = sc.datasets.pbmc68k_reduced().raw.X
+    x = (x.toarray() if hasattr(x, "toarray") else np.asarray(x)).astype(np.float64)
+    s = lattice_size_factors(x)
+    assert s is not None, "pbmc68k_reduced .raw is expected to be log-normalised counts"
+    counts = np.round(np.expm1(x) / s[:, None])
+    rows = np.random.default_rng(seed).integers(0, len(x), size=n)
+    return counts[rows].astype(np.float32), x[rows].astype(np.float32)
+
+
+def per_epoch(seconds) -> float:
+    s = np.asarray(seconds, float)
+    return float(np.median(s[1:] if len(s) > 1 else s))
+
+
+def biovae_run(x: np.ndarray, likelihood: str, args) -> dict:
+    from biovae.engine.vae import VAE
+
+    vae = VAE(x.shape[1], likelihood=likelihood, latent_dim=10, hidden=[128], dropout=0.1, norm="batch",
+              seed=args.seed)
+    t0 = time.perf_counter()
+    vae.fit(x, epochs=args.epochs, batch_size=128, lr=1e-3, validation_split=0.0, seed=args.seed,
+            progress=False, device="cpu")
+    total = time.perf_counter() - t0
+    sec = [row["seconds"] for row in vae.history]
+    return {"epoch_seconds": sec, "seconds_fit": total, "cells_per_s": len(x) / per_epoch(sec)}
+
+
+def scvi_run(counts: np.ndarray, args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(inp, counts=counts)
+        proc = subprocess.run([str(SCVI_PYTHON), str(HERE / "scvi_peer.py"), "throughput", str(inp), str(out),
+                               "--epochs", str(args.epochs), "--threads", str(args.threads), "--seed", str(args.seed),
+                               "--hidden", "128", "--layers", "1", "--latent", "10", "--batch-size", "128"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scvi_peer.py failed:\n{proc.stderr[-3000:]}")
+        res = np.load(out)
+        sec = res["epoch_seconds"].tolist()
+        info = json.loads(proc.stderr.strip().splitlines()[-1])
+    return {"epoch_seconds": sec, "seconds_fit": float(res["seconds_fit"]), "cells_per_s": len(counts) / per_epoch(sec),
+            "scvi_version": info["scvi_version"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(HERE / "out" / "expr_throughput.json"))
+    args = ap.parse_args()
+    if args.epochs < 2:
+        raise SystemExit("--epochs must be >= 2 (the first epoch is not timed)")
+    if not SCVI_PYTHON.exists():
+        raise SystemExit(f"no scvi-tools venv at {SCVI_PYTHON}; see benchmarks/scvi_peer.py")
+    torch.set_num_threads(args.threads)
+    counts, logs = pbmc_counts(args.cells, args.seed)
+    rows = {"biovae zinb (counts)": biovae_run(counts, "zinb", args),
+            "biovae hurdle (log-normalised)": biovae_run(logs, "hurdle", args),
+            "scvi-tools SCVI zinb (counts)": scvi_run(counts, args)}
+    ref = rows["scvi-tools SCVI zinb (counts)"]["cells_per_s"]
+    print(f"{args.cells} cells x {counts.shape[1]} genes, {args.epochs} epochs, 765-128-10-128-765, batch 128, "
+          f"{args.threads} thread(s), CPU ({platform.processor() or platform.machine()})")
+    print(f"{'':34s} {'cells/s per epoch':>18s} {'fit s':>7s} {'vs SCVI':>8s}")
+    for name, r in rows.items():
+        print(f"{name:34s} {r['cells_per_s']:18,.0f} {r['seconds_fit']:7.1f} {r['cells_per_s'] / ref:7.2f}x")
+    ratio = rows["biovae zinb (counts)"]["cells_per_s"] / ref
+    print(f"ratio biovae / SCVI (same task, zinb): {ratio:.2f}x (goal >= 3x)")
+    doc = {"cells": args.cells, "genes": int(counts.shape[1]), "epochs": args.epochs, "threads": args.threads,
+           "rows": rows, "ratio_zinb": ratio, "command": " ".join(sys.argv)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""`biovae interpolate | anomaly | traversal`: skins over biovae.tl and biovae.pl.traversal.
+Each writes a JSON summary beside its output (OUT.summary.json)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from biovae.cli.common import add_runtime_options, summary_line
+from biovae.errors import BiovaeError
+from biovae.io.atomic import write_json
+
+_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def register(sub) -> None:
+    p = sub.add_parser("interpolate", help="decode a latent path between two labels or cells", formatter_class=_FMT,
+                       description="Decode profiles along a path through an expression model's latent space, "
+                       "from one label (or cell) to another. Labels are looked up in --labels of DATA, else among "
+                       "the labels a conditional model was fitted on.")
+    p.add_argument("model", help="model folder written by `biovae fit`")
+    p.add_argument("--from", dest="start", required=True, help="start: a label, or a cell name of --data")
+    p.add_argument("--to", dest="end", required=True, help="end: a label, or a cell name of --data")
+    p.add_argument("-o", "--out", required=True, help="output .h5ad or .csv/.tsv (points x genes)")
+    p.add_argument("--data", help="cells to take the endpoints from (h5ad, CSV/TSV, 10x folder)")
+    p.add_argument("--labels", help="obs column of --data holding the labels (default: the model's)")
+    p.add_argument("--layer", help="layer of --data ('raw' for .raw)")
+    p.add_argument("--steps", type=int, default=10, help="points from start to end inclusive")
+    p.add_argument("--path", default="linear", choices=["linear", "slerp"])
+    p.add_argument("--space", default="latent", choices=["latent", "data"],
+                   help="latent: decode the latent path; data: straight line between the mean profiles")
+    add_runtime_options(p, device=False)
+    p.set_defaults(handler=_interpolate)
+
+    a = sub.add_parser("anomaly", help="anomaly scores of cells under a fitted model", formatter_class=_FMT,
+                       description="Score each cell: negative ELBO, reconstruction error, encoder variance and "
+                       "latent distances to the training cells (higher = more unusual).")
+    a.add_argument("model", help="model folder written by `biovae fit`")
+    a.add_argument("data", help="cells to score (h5ad, CSV/TSV, 10x folder)")
+    a.add_argument("-o", "--out", required=True, help="output table (.tsv or .csv), one row per cell")
+    a.add_argument("--labels", help="obs column with the labels a conditional model needs")
+    a.add_argument("--layer", help="layer of DATA ('raw' for .raw)")
+    a.add_argument("--reference", help="the training cells, to define the latent distribution "
+                   "(default: the training latents stored in the model)")
+    a.add_argument("--samples", type=int, default=1, help="posterior draws for the reconstruction likelihood")
+    add_runtime_options(a, device=False)
+    a.set_defaults(handler=_anomaly)
+
+    t = sub.add_parser("traversal", help="draw decoded outputs along each latent dimension", formatter_class=_FMT)
+    t.add_argument("model", help="model folder (expression or image model)")
+    t.add_argument("-o", "--out", required=True, help="PNG/PDF/SVG")
+    t.add_argument("--dims", type=int, nargs="+", help="latent dimensions (default: the first 10)")
+    t.add_argument("--span", type=float, default=3.0, help="move each dimension over +-span prior sd")
+    t.add_argument("--steps", type=int, default=7)
+    t.add_argument("--label", help="condition of a conditional model (default: its first label)")
+    t.add_argument("--genes", type=int, default=12, help="top changing genes per dimension (expression)")
+    t.set_defaults(handler=_traversal)
+
+
+def _expression_model(folder):
+    from biovae.tl.interpolate import load_model, model_kind
+
+    model = load_model(folder)
+    kind = model_kind(model)
+    if kind != "expression":
+        raise BiovaeError(f"{folder} holds a model of kind {kind!r}, but this command works on expression models",
+                          "give a model folder written by `biovae fit`")
+    return model
+
+
+def _read(path, layer=None):
+    from biovae.io.expression import read_expression
+
+    return read_expression(path, layer=layer)
+
+
+def _interpolate(args) -> None:
+    from biovae.io.expression import write_expression
+    from biovae.tl.interpolate import interpolate
+
+    model = _expression_model(args.model)
+    data = _read(args.data, args.layer) if args.data else None
+    path = interpolate(model, args.start, args.end, steps=args.steps, data=data, label_key=args.labels,
+                       space=args.space, path=args.path)
+    write_expression(path, args.out)
+    info = dict(path.uns["biovae_interpolation"])
+    write_json(Path(str(args.out) + ".summary.json"),
+               {"model": args.model, "data": args.data, **info, "steps": path.n_obs, "genes": path.n_vars,
+                "output": args.out})
+    summary_line("interpolate", f"{path.n_obs} points from {info['start']} to {info['end']} "
+                 f"({info['space']}, {info['path']}) written to {args.out}")
+
+
+def _anomaly(args) -> None:
+    from biovae.io.atomic import atomic_file
+    from biovae.tl.anomaly import anomaly_scores
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".tsv", ".csv"):
+        raise BiovaeError(f"cannot tell the table format of {out}", "name the output .tsv or .csv")
+    model = _expression_model(args.model)
+    data = _read(args.data, args.layer)
+    reference = _read(args.reference, args.layer) if args.reference else None
+    scores = anomaly_scores(model, data, labels=args.labels, reference=reference, n_samples=args.samples,
+                            seed=args.seed)
+    with atomic_file(out) as tmp:
+        scores.to_csv(tmp, sep="\t" if out.suffix.lower() == ".tsv" else ",", float_format="%.6g")
+    top = scores["neg_elbo"].sort_values(ascending=False).head(5)
+    write_json(Path(str(out) + ".summary.json"),
+               {"model": args.model, "data": args.data, "reference": args.reference, "cells": len(scores),
+                "median": scores.median().to_dict(), "highest_neg_elbo": top.to_dict(), "seed": args.seed,
+                "output": str(out)})
+    summary_line("anomaly", f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}")
+
+
+def _traversal(args) -> None:
+    from biovae.pl.traverse import traversal
+    from biovae.tl.interpolate import load_model
+
+    model = load_model(args.model)
+    traversal(model, dims=args.dims, span=args.span, steps=args.steps, label=args.label, n_genes=args.genes,
+              save=args.out)
+    write_json(Path(str(args.out) + ".summary.json"),
+               {"model": args.model, "dims": args.dims, "span": args.span, "steps": args.steps, "plot": args.out})
+    summary_line("traversal", f"latent traversal drawn to {args.out}")

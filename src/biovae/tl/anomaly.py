@@ -1,0 +1,135 @@
+"""Per-sample anomaly scores from a fitted VAE: how poorly a sample is explained by the model.
+
+    ref = fit_reference(model, train)            # once, stored in model.vae.state (saved with it)
+    scores = anomaly_scores(model, new_cells)    # DataFrame, one row per cell, higher = stranger
+
+Scores (all "higher is more unusual"):
+  neg_elbo      -ELBO (beta 1) = recon_nll + kl, in nats per sample
+  recon_nll     negative log-likelihood of the sample under its decoded distribution (nats)
+  recon_mse     mean squared error of the mean reconstruction on the model's scale (per feature)
+  kl            KL(q(z | x) || N(0, I)) in nats
+  encoder_var   mean posterior variance over latent dimensions (the encoder's uncertainty)
+  mahalanobis   distance of the posterior mean to the training latents' Gaussian (mean, covariance)
+  latent_knn    mean Euclidean distance of the posterior mean to its k nearest training latents
+
+The training latent distribution comes from `reference` data, else from what fit_reference
+stored, else (expression models) from the encoded training cells the samplers stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from biovae.errors import BiovaeError, require
+from biovae.tl.interpolate import expression_input, model_parts
+
+SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
+REFERENCE_CELLS = 5000  # latents kept for the k-nearest-neighbour score (seeded subsample)
+_STATE = "anomaly.latents"
+
+
+def _input(model, data, labels, layer, source):
+    """Model-scale matrix (n, features), its conditions and sample names."""
+    vae, expr = model_parts(model)
+    if expr is not None:
+        x, cond = expression_input(expr, data, layer, labels, source)
+        names = getattr(data, "obs_names", getattr(data, "index", None))
+        return x, cond, [str(n) for n in names] if names is not None else [f"cell_{i}" for i in range(len(x))]
+    x = np.asarray(data, dtype=np.float32)
+    if x.ndim > 2:  # e.g. image patches (n, H, W) for a model over flattened images
+        x = x.reshape(len(x), -1)
+    require(x.ndim == 2 and x.shape[1] == vae.n_features,
+            f"{source} has shape {np.shape(data)}, but the model takes {vae.n_features} values per sample",
+            f"give data of the kind the model ({vae.metadata.get('kind', 'engine')}) was fitted on")
+    cond = None
+    if vae.config.conditions:
+        require(isinstance(labels, dict), "this model is conditional: pass labels={covariate: labels}")
+        cond = labels
+    return x, cond, [f"sample_{i}" for i in range(len(x))]
+
+
+def fit_reference(model, data, *, labels=None, layer=None, seed: int = 0) -> np.ndarray:
+    """Encode the training data and keep up to REFERENCE_CELLS latent means in model.vae.state
+    (saved with the model), for the mahalanobis and latent_knn scores. Returns them (n, d)."""
+    vae, _ = model_parts(model)
+    latents = _encode_reference(model, data, labels, layer, seed)
+    vae.state[_STATE] = latents
+    return latents
+
+
+def _encode_reference(model, data, labels, layer, seed) -> np.ndarray:
+    vae, _ = model_parts(model)
+    x, cond, _ = _input(model, data, labels, layer, "the reference data")
+    mean, _ = vae.encode(x, cond)
+    if len(mean) > REFERENCE_CELLS:
+        mean = mean[np.sort(np.random.default_rng(seed).choice(len(mean), REFERENCE_CELLS, replace=False))]
+    return mean.astype(np.float32)
+
+
+def reference_latents(model, reference=None, *, labels=None, layer=None, seed: int = 0) -> np.ndarray:
+    """Latent means (n, latent_dim) of the training distribution (see the module notes)."""
+    vae, _ = model_parts(model)
+    if reference is not None:
+        return _encode_reference(model, reference, labels, layer, seed)
+    if _STATE in vae.state:
+        return np.asarray(vae.state[_STATE], dtype=np.float32)
+    stored = [vae.state[k] for k in sorted(vae.state) if k.startswith("post.") and k.endswith(".mean")]
+    if stored:
+        return np.concatenate(stored).astype(np.float32)
+    raise BiovaeError("the model holds no training latents for the latent-distance scores",
+                      "pass reference=<training data>, or call fit_reference(model, training data) once")
+
+
+def mahalanobis(z: np.ndarray, ref: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    """Mahalanobis distance (n,) of rows of z (n, d) to the Gaussian fitted to ref (m, d); the
+    covariance gets `ridge` times its mean variance on the diagonal, so that it inverts."""
+    mu = ref.mean(0)
+    cov = np.atleast_2d(np.cov(ref.astype(np.float64), rowvar=False))
+    cov += ridge * max(float(np.trace(cov)) / len(cov), 1e-12) * np.eye(len(cov))
+    d = z.astype(np.float64) - mu
+    return np.sqrt(np.maximum(np.einsum("ij,ij->i", d @ np.linalg.inv(cov), d), 0.0))
+
+
+def _stored_mahalanobis(vae, z: np.ndarray) -> np.ndarray:
+    d = z.astype(np.float64) - vae.state["images.latent_mean"]
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, vae.state["images.latent_precision"], d), 0.0))
+
+
+def knn_distance(z: np.ndarray, ref: np.ndarray, k: int = 10) -> np.ndarray:
+    """Mean Euclidean distance (n,) from each row of z to its k nearest rows of ref."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = int(min(k, len(ref)))
+    require(k >= 1, "the reference holds no latents")
+    dist, _ = NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(z)
+    return dist.mean(1)
+
+
+def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_samples: int = 1,
+                   k: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Anomaly scores of each sample of `data`: a DataFrame (samples x SCORES), index = names.
+
+    model: ExpressionModel (data: AnnData/DataFrame/matrix over its genes, on the input scale)
+      or engine VAE (data: (n, n_features) array on the model's scale; (n, H, W) is flattened).
+    labels: for a conditional model, an obs column / label array (expression) or a condition
+      dict (engine). reference: training data to define the latent distribution (default: the
+      stored one, see reference_latents). n_samples: posterior draws for recon_nll (seeded).
+    k: neighbours for latent_knn.
+    """
+    vae, _ = model_parts(model)
+    require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
+    x, cond, names = _input(model, data, labels, layer, "the data to score")
+    if reference is None and _STATE not in vae.state and "images.latent_mean" in vae.state:
+        ref = None  # an image model keeps only the Gaussian of its training latents
+    else:
+        ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)
+    terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)
+    mean, logvar = vae.encode(x, cond)
+    frame = pd.DataFrame({
+        "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
+        "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
+        "mahalanobis": mahalanobis(mean, ref) if ref is not None else _stored_mahalanobis(vae, mean),
+        "latent_knn": knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan),
+    }, index=pd.Index(names, name="sample"))
+    return frame[list(SCORES)]

@@ -1,0 +1,81 @@
+"""`biovae interpolate | anomaly | traversal` on pbmc68k_reduced, and their one-line errors."""
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import biovae.expr as ex
+from biovae.cli import main
+from biovae.engine.vae import VAE
+from biovae.pl.traverse import traversal, traversal_values
+from biovae.tl import SCORES
+
+
+@pytest.fixture(scope="module")
+def files(pbmc, tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    raw = pbmc.raw.to_adata()
+    raw.obs = pbmc.obs[["bulk_labels"]].copy()
+    model = ex.fit(raw, likelihood="normal", latent_dim=4, epochs=5, progress=False, seed=0)
+    model.save(root / "model")
+    raw.write_h5ad(root / "cells.h5ad")
+    engine = VAE(64, latent_dim=3, hidden=(16,), seed=0)
+    engine.metadata = {"kind": "images", "shape": [8, 8]}
+    engine.save(root / "engine")
+    return root
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_interpolate_writes_the_path_and_a_summary(files, tmp_path, capsys):
+    out = tmp_path / "path.h5ad"
+    code, text, _ = _run(capsys, "interpolate", files / "model", "--from", "CD14+ Monocyte", "--to", "CD19+ B",
+                         "--data", files / "cells.h5ad", "--labels", "bulk_labels", "--steps", 6, "-o", out)
+    assert code == 0 and text.strip().splitlines()[-1].startswith("biovae interpolate: 6 points")
+    path = ad.read_h5ad(out)
+    assert path.shape == (6, 765) and np.allclose(path.obs["position"], np.linspace(0, 1, 6))
+    summary = json.loads((tmp_path / "path.h5ad.summary.json").read_text())
+    assert summary["start"] == "label 'CD14+ Monocyte'" and summary["steps"] == 6
+
+
+def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
+    out = tmp_path / "scores.tsv"
+    code, text, _ = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "-o", out)
+    assert code == 0 and "700 cells scored" in text
+    table = pd.read_csv(out, sep="\t", index_col=0)
+    assert table.shape == (700, len(SCORES)) and list(table.columns) == list(SCORES)
+    assert json.loads((tmp_path / "scores.tsv.summary.json").read_text())["cells"] == 700
+
+
+def test_traversal_of_expression_and_image_models(files, tmp_path, capsys):
+    code, _, _ = _run(capsys, "traversal", files / "model", "--dims", 0, 1, "-o", tmp_path / "t.png")
+    assert code == 0 and (tmp_path / "t.png").stat().st_size > 1000
+    code, _, _ = _run(capsys, "traversal", files / "engine", "--steps", 5, "-o", tmp_path / "img.png")
+    assert code == 0 and (tmp_path / "img.png").stat().st_size > 1000
+    values, offsets, dims = traversal_values(VAE.load(files / "engine"), dims=[2], span=2, steps=5)
+    assert values.shape == (1, 5, 64) and np.allclose(offsets, np.linspace(-2, 2, 5)) and dims == [2]
+    assert len(traversal(ex.load(files / "model"), dims=[0, 1, 2], n_genes=5).axes) >= 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["interpolate", "{model}", "--from", "CD19+ B", "--to", "CD19+ B", "--data", "{cells}", "--labels",
+      "bulk_labels", "-o", "{tmp}/p.h5ad"], "start and end are the same"),
+    (["interpolate", "{model}", "--from", "CD19+ B", "--to", "Alien", "--data", "{cells}", "--labels",
+      "bulk_labels", "-o", "{tmp}/p.h5ad"], "unknown end 'Alien'"),
+    (["interpolate", "{engine}", "--from", "a", "--to", "b", "-o", "{tmp}/p.h5ad"], "model of kind 'images'"),
+    (["anomaly", "{engine}", "{cells}", "-o", "{tmp}/s.tsv"], "model of kind 'images'"),
+    (["anomaly", "{model}", "{cells}", "-o", "{tmp}/s.txt"], "cannot tell the table format"),
+    (["anomaly", "{model}", "{tmp}/missing.h5ad", "-o", "{tmp}/s.tsv"], "does not exist"),
+    (["traversal", "{model}", "--dims", "7", "-o", "{tmp}/t.png"], "latent dimensions must lie in 0..3"),
+])
+def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, argv, message):
+    subst = {"model": files / "model", "engine": files / "engine", "cells": files / "cells.h5ad", "tmp": tmp_path}
+    code, _, err = _run(capsys, *[a.format(**subst) for a in argv])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
