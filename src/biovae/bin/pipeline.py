@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from biovae.bin import features as feat
 from biovae.bin.settings import BinSettings
 from biovae.engine.config import Block
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
-from biovae.io.atomic import atomic_dir, write_json
+from biovae.io.atomic import atomic_dir, output_lock, write_json
 
 UMAP_POINTS = 10_000
 
@@ -84,6 +85,12 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     if ab_path is not None:
         check_input(ab_path, "abundance")
     check_output(out)
+    with output_lock(out):  # a second run into the same OUT refuses instead of interleaving
+        return _run(path, out, ab_path, truth, s, write_fasta, resume)
+
+
+def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta: bool,
+         resume: bool) -> dict:
     work = out.with_name(out.name + ".partial")
     if not resume and work.exists():
         shutil.rmtree(work)
@@ -136,11 +143,17 @@ def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: 
     blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
               Block(f.block2, x.shape[1] - n_comp, "gaussian", s.coverage_weight)]
     vae = VAE(blocks=blocks, latent_dim=s.latent_dim, hidden=s.hidden, beta=s.beta, seed=s.seed)
+    before = torch.get_num_threads()
+    if s.train_threads:
+        torch.set_num_threads(s.train_threads)
     rng = np.random.default_rng(s.seed)
     rows = np.sort(rng.choice(len(x), s.train_sample, replace=False)) if len(x) > s.train_sample else slice(None)
-    vae.fit(x[rows], epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience,
-            validation_split=s.validation_split, seed=s.seed, device=s.device, progress=s.progress,
-            checkpoint_dir=str(work / "checkpoint"), checkpoint_every=5, resume=resume)
+    try:
+        vae.fit(x[rows], epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience,
+                validation_split=s.validation_split, seed=s.seed, device=s.device, progress=s.progress,
+                checkpoint_dir=str(work / "checkpoint"), checkpoint_every=5, resume=resume)
+    finally:
+        torch.set_num_threads(before)
     return vae
 
 

@@ -40,6 +40,8 @@ def register(sub) -> None:
     m.add_argument("--batch-size", type=int, default=_D.batch_size)
     m.add_argument("--lr", type=float, default=_D.lr)
     m.add_argument("--patience", type=int, default=_D.patience, help="early-stopping patience, epochs")
+    m.add_argument("--train-threads", type=int, default=_D.train_threads,
+                   help="torch threads while training (0: as --threads); one is fastest for this small network")
     m.add_argument("--train-sample", type=int, default=_D.train_sample, help="train on at most this many sequences")
     c = p.add_argument_group("clustering")
     c.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min cluster size (None: sqrt of the points fitted)")
@@ -69,7 +71,7 @@ def _bin(args) -> None:
                     min_length=args.min_length, latent_dim=args.latent_dim, hidden=args.hidden, beta=args.beta,
                     composition_weight=args.composition_weight, coverage_weight=args.coverage_weight,
                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                    train_sample=args.train_sample, min_cluster_size=args.min_cluster_size,
+                    train_sample=args.train_sample, train_threads=args.train_threads, min_cluster_size=args.min_cluster_size,
                     min_samples=args.min_samples, fit_sample=args.fit_sample,
                     cluster_selection=args.cluster_selection,
                     assign_radius=args.assign_radius, seed=args.seed,

@@ -118,7 +118,9 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def lock_path(out: str | os.PathLike) -> Path:
     """The lock file guarding output `out`: `OUT.lock` beside it (not inside: OUT is replaced
     as a whole by atomic_dir)."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." and "results/" have a name to put ".lock" after
+    if not out.name:
+        raise BiovaeError(f"cannot write outputs to the root folder {out}", "choose an output folder")
     return out.with_name(out.name + ".lock")
 
 
@@ -145,7 +147,7 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path | None]:
     lock = lock_path(out)
     _ensure_parent(lock)
     mine = _owner_record()
-    for _ in range(3):  # a stale lock is removed, then creation is tried again
+    for _ in range(10):  # a stale lock is removed, then creation is tried again
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
