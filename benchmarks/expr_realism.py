@@ -37,7 +37,11 @@ Each generator is scored --evals times (generation / draw seed and metric seed 1
 gives the mean and the range. Metrics: RF-AUC generated vs held-out real over all labels (label-
 balanced; 0.5 = indistinguishable), MMD^2 on the real cells' top 10 PCs, and the correlation of
 per-label mean profiles (mean over labels with >= 5 cells on both sides; 7 of the 10 labels, the
-3 smallest have < 5 held-out cells) and its worst label.
+3 smallest have < 5 held-out cells) and its worst label. "no labels": the same RF-AUC and MMD^2
+with labels ignored on both sides, generated cells in the training cells' label proportions
+(CVAE: generate(labels=training counts); VAE: as many cells as training cells; Gaussian: per
+label as many as in training; scVI: one sample per training cell), so that no classifier's calls
+enter the comparison of the conditional and the unconditional model.
 
 Writes benchmarks/out/expr_realism.json. Needs the scvi venv for the last row (see scvi_peer.py);
 without it (or with --no-scvi) that row is skipped with a note.
@@ -87,12 +91,13 @@ def per_label(adata: ad.AnnData, labels: np.ndarray, n: int, seed: int) -> ad.An
     return out
 
 
-def summarise(name: str, runs: list[dict], seconds: float, note: str) -> dict:
-    def stat(key, part="overall"):
-        v = np.array([r[part][key] for r in runs], float)
+def summarise(name: str, runs: list[dict], seconds: float, note: str, pooled: list[dict]) -> dict:
+    def stat(key, part="overall", rs=runs):
+        v = np.array([r[part][key] for r in rs], float)
         return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "values": v.tolist()}
 
     return {"generator": name, "rf_auc": stat("rf_auc"), "mmd2": stat("mmd2"),
+            "rf_auc_no_labels": stat("rf_auc", rs=pooled), "mmd2_no_labels": stat("mmd2", rs=pooled),
             "per_label_mean_corr": stat("mean_corr", "per_label_mean"),
             "worst_label_mean_corr": stat("mean_corr", "per_label_worst"),
             "n_generated": [r["n_generated"] for r in runs], "fit_seconds": round(seconds, 1), "note": note}
@@ -139,6 +144,11 @@ def main() -> None:
     def evaluate(gen, s):
         return evaluate_generation(test, gen, label_key=KEY, generated_label_key="label", seed=s)
 
+    def evaluate_pooled(gen, s):  # no labels on either side; gen in the training cells' proportions
+        return evaluate_generation(test, gen, seed=s)
+
+    share = pd.Series(train_labels).value_counts().to_dict()  # training label counts (558 cells)
+
     rows = []
     t0 = time.perf_counter()
     cvae = ex.fit(train, labels=KEY, seed=args.seed, progress=False)
@@ -146,8 +156,9 @@ def main() -> None:
     for method in ("mixture", "posterior"):
         runs = [evaluate(cvae.generate(labels={lab: PER_LABEL for lab in cvae.labels}, method=method, seed=s), s)
                 for s in seeds]
+        pooled = [evaluate_pooled(cvae.generate(labels=share, method=method, seed=s), s) for s in seeds]
         rows.append(summarise(f"biovae CVAE ({method})", runs, t_cvae,
-                              f"{len(cvae.vae.history)} epochs; {PER_LABEL} cells per label"))
+                              f"{len(cvae.vae.history)} epochs; {PER_LABEL} cells per label", pooled))
 
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -157,20 +168,23 @@ def main() -> None:
     vae = ex.fit(train, seed=args.seed, progress=False)
     t_vae = time.perf_counter() - t0
     annotate = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train.X, train_labels)
-    runs, shares = [], []
+    runs, shares, pooled = [], [], []
     for s in seeds:
         pool = vae.generate(10 * PER_LABEL, method="mixture", seed=s)
         called = annotate.predict(pool.X)
-        shares.append(pd.Series(called).value_counts().to_dict())
+        shares.append({k: int(v) for k, v in pd.Series(called).value_counts().items()})
         runs.append(evaluate(per_label(pool, called, PER_LABEL, s), s))
+        pooled.append(evaluate_pooled(vae.generate(train.n_obs, method="mixture", seed=s), s))
     rows.append(summarise("biovae VAE, no labels (mixture)", runs, t_vae,
                           f"{len(vae.vae.history)} epochs; 1,000 cells labelled by a classifier of the training "
-                          f"cells, up to {PER_LABEL} per label; calls (seed 1): {shares[0]}"))
+                          f"cells, up to {PER_LABEL} per label; calls (seed 1): {shares[0]}", pooled))
 
     runs = [evaluate(diagonal_gaussian_baseline(train, PER_LABEL, KEY, seed=s), s) for s in seeds]
-    rows.append(summarise("diagonal Gaussian per label", runs, 0.0, f"{PER_LABEL} cells per label"))
+    pooled = [evaluate_pooled(diagonal_gaussian_baseline(train, share, KEY, seed=s), s) for s in seeds]
+    rows.append(summarise("diagonal Gaussian per label", runs, 0.0, f"{PER_LABEL} cells per label", pooled))
     runs = [evaluate(per_label(train, train_labels, PER_LABEL, s), s) for s in seeds]
-    rows.append(summarise("real training cells (ceiling)", runs, 0.0, f"up to {PER_LABEL} per label"))
+    pooled = [evaluate_pooled(train, s) for s in seeds]
+    rows.append(summarise("real training cells (ceiling)", runs, 0.0, f"up to {PER_LABEL} per label", pooled))
 
     scvi_note = None
     if args.no_scvi or not SCVI_PYTHON.exists():
@@ -178,17 +192,20 @@ def main() -> None:
     else:
         gens, t_scvi, info = run_scvi(train, args.evals, args.seed, args.threads)
         runs = [evaluate(per_label(g, train_labels, PER_LABEL, s), s) for g, s in zip(gens, seeds)]
+        pooled = [evaluate_pooled(g, s) for g, s in zip(gens, seeds)]
         rows.append(summarise("scvi-tools SCVI posterior predictive", runs, t_scvi,
                               f"{info}; one sample per training cell, up to {PER_LABEL} per label; "
-                              "counts recovered exactly from the log-normalised .raw"))
+                              "counts recovered exactly from the log-normalised .raw", pooled))
 
     print(f"pbmc68k_reduced, split seed {args.seed}: {train.n_obs} training / {test.n_obs} held-out cells; "
           f"mean (min-max) over {args.evals} generation+metric seeds")
-    print(f"{'generator':40s} {'RF-AUC':>20s} {'MMD^2':>8s} {'label mean corr':>22s} {'worst':>6s} {'fit s':>6s}")
+    print(f"{'generator':38s} {'RF-AUC':>20s} {'MMD^2':>7s} {'label mean corr':>21s} {'worst':>5s} "
+          f"{'| no labels: RF-AUC':>28s} {'MMD^2':>7s} {'fit s':>6s}")
     for r in rows:
-        a, c = r["rf_auc"], r["per_label_mean_corr"]
-        print(f"{r['generator']:40s} {a['mean']:.3f} ({a['min']:.3f}-{a['max']:.3f}) {r['mmd2']['mean']:8.4f} "
-              f"{c['mean']:.3f} ({c['min']:.3f}-{c['max']:.3f}) {r['worst_label_mean_corr']['mean']:6.3f} "
+        a, c, p = r["rf_auc"], r["per_label_mean_corr"], r["rf_auc_no_labels"]
+        print(f"{r['generator']:38s} {a['mean']:.3f} ({a['min']:.3f}-{a['max']:.3f}) {r['mmd2']['mean']:7.4f} "
+              f"{c['mean']:.3f} ({c['min']:.3f}-{c['max']:.3f}) {r['worst_label_mean_corr']['mean']:5.3f} "
+              f"| {p['mean']:.3f} ({p['min']:.3f}-{p['max']:.3f}) {r['mmd2_no_labels']['mean']:7.4f} "
               f"{r['fit_seconds']:6.1f}")
     if scvi_note:
         print(f"scvi-tools: {scvi_note}")

@@ -15,30 +15,24 @@ takes well under a minute; `-m slow` runs each property with SLOW_FACTOR times m
 from __future__ import annotations
 
 import bz2
-import collections
+import csv
 import gzip
-import json
-import os
-import signal
+import io
+import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from fuzzing import (COUNTS, SLOW_FACTOR, isolated, maybe_gzip, mutated, refused, refused_or_parsed, run,  # noqa: F401
+                     write_counts, write_file)  # write_counts: the autouse fixture recording the counts
 from hypothesis import strategies as st
 
-from biovae.errors import BiovaeError
 from biovae.io.abundance import read_abundance
 from biovae.io.expression import read_expression
 from biovae.io.fastx import iter_chunks, read_fastx
-
-COUNTS: collections.Counter = collections.Counter()
-SLOW_FACTOR = 20
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "fuzz_counts.json"
 
 IUPAC = "ACGTUNRYKMSWBDHVacgtunrykmswbdhv"
 QUAL = "".join(chr(c) for c in range(33, 127))
@@ -46,96 +40,6 @@ QUAL = "".join(chr(c) for c in range(33, 127))
 ID_TEXT = st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=10) | st.builds(
     "".join, st.lists(st.sampled_from([">", "@", "+", "a", "é", "1", "|", ";"]), min_size=1, max_size=4))
 NAME_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t\r\n"), min_size=1, max_size=8)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _write_counts():
-    """After the session, record how many cases each property tried."""
-    yield
-    if COUNTS:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        old = json.loads(OUT.read_text()) if OUT.exists() else {}
-        doc = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "total": sum(COUNTS.values()), "cases": dict(COUNTS)}
-        old["slow" if any(k.endswith("+slow") for k in COUNTS) else "default"] = doc
-        OUT.write_text(json.dumps(old, indent=2) + "\n")
-        print(f"\nfuzz cases tried: {doc['total']} {dict(COUNTS)}")
-
-
-def _write(tmp: Path, name: str, data: bytes) -> Path:
-    path = tmp / name
-    path.write_bytes(data)
-    return path
-
-
-def _maybe_gzip(data: bytes, gz: bool, split: int = 0) -> bytes:
-    """gzip `data` (as two concatenated members when split cuts inside it, like bgzip)."""
-    if not gz:
-        return data
-    if 0 < split < len(data):
-        return gzip.compress(data[:split], mtime=0) + gzip.compress(data[split:], mtime=0)
-    return gzip.compress(data, mtime=0)
-
-
-def _refused_or_parsed(call):
-    """Run a reader on corrupt input: return its result, or None after a BiovaeError with a
-    message; any other exception fails the test."""
-    try:
-        return call()
-    except BiovaeError as exc:
-        assert str(exc).strip() and exc.message.strip()
-        return None
-
-
-def _isolated(call) -> str:
-    """Run a reader in a forked child, so that a crash inside a C library (libhdf5 on a damaged
-    .h5ad) cannot take pytest down. Returns "parsed", "refused" (BiovaeError with a message),
-    "native crash (SIGSEGV)" and the like, or "<OtherError>: message" (a test failure)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(r)
-        signal.alarm(60)  # a hang counts as a crash
-        try:
-            call()
-            msg = "parsed"
-        except BiovaeError as exc:
-            msg = "refused" if str(exc).strip() else "BiovaeError without a message"
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failure
-            msg = f"{type(exc).__name__}: {exc}"
-        os.write(w, msg.encode()[:4000])
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as fh:
-        msg = fh.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return f"native crash ({signal.Signals(-code).name})" if code < 0 else msg
-
-
-def _refused(call, match: str = ""):
-    with pytest.raises(BiovaeError, match=match) as info:
-        call()
-    assert str(info.value).strip()
-
-
-# -- corruption of raw bytes ----------------------------------------------------------------
-@st.composite
-def mutated(draw, data: bytes) -> bytes:
-    """`data` after 1-4 random byte flips, insertions, deletions or a truncation."""
-    out = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "set"]))
-        i = draw(st.integers(0, max(len(out) - 1, 0)))
-        if kind == "flip" and out:
-            out[i] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "set" and out:
-            out[i] = draw(st.sampled_from(b"\n\r\t >@+-\x00\xff,;.eE"))
-        elif kind == "insert":
-            out[i:i] = draw(st.binary(min_size=1, max_size=4))
-        elif kind == "delete" and out:
-            del out[i : i + draw(st.integers(1, 8))]
-        elif kind == "truncate":
-            del out[i:]
-    return bytes(out)
 
 
 # -- FASTA / FASTQ --------------------------------------------------------------------------
@@ -172,7 +76,7 @@ def _fastx_case(fastq: bool):
 def prop_fastx_valid(case):
     (text, ids, seqs), gz, split, chunk = case
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "reads", _maybe_gzip(text, gz, split))
+        path = write_file(Path(tmp), "reads", maybe_gzip(text, gz, split))
         got = read_fastx(path)
         assert got.ids == ids
         assert got.seqs == seqs
@@ -187,14 +91,14 @@ def fastx_corrupt(draw):
     fastq = draw(st.booleans())
     text, ids, seqs = draw(fastx_files(fastq))
     gz = draw(st.booleans())
-    raw = _maybe_gzip(text, gz)
-    return draw(st.one_of(mutated(raw), mutated(text).map(lambda t: _maybe_gzip(t, gz))))
+    raw = maybe_gzip(text, gz)
+    return draw(st.one_of(mutated(raw), mutated(text).map(lambda t: maybe_gzip(t, gz))))
 
 
 def prop_fastx_corrupt(data):
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "reads", data)
-        got = _refused_or_parsed(lambda: read_fastx(path))
+        path = write_file(Path(tmp), "reads", data)
+        got = refused_or_parsed(lambda: read_fastx(path))
         if got is not None:
             assert len(got.ids) == len(got.seqs) >= 1 and all(got.seqs)
             assert len(set(got.ids)) == len(got.ids)
@@ -239,15 +143,15 @@ def fastx_broken(draw):
     elif kind == "bzip2":
         data = bz2.compress(text)
     else:
-        data = _maybe_gzip(text, draw(st.booleans()))
+        data = maybe_gzip(text, draw(st.booleans()))
     return data, match
 
 
 def prop_fastx_broken(case):
     data, match = case
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "reads", data)
-        _refused(lambda: read_fastx(path), match)
+        path = write_file(Path(tmp), "reads", data)
+        refused(lambda: read_fastx(path), match)
 
 
 # -- abundance TSV --------------------------------------------------------------------------
@@ -273,12 +177,12 @@ def abundance_files(draw):
 def prop_abundance_valid(case):
     (text, contigs, samples, expected, extra), gz = case
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "abundance.tsv", _maybe_gzip(text, gz))
+        path = write_file(Path(tmp), "abundance.tsv", maybe_gzip(text, gz))
         got = read_abundance(path, contigs, extra_rows="ignore")
         assert got.samples == samples
         np.testing.assert_array_equal(got.matrix, expected)
         if extra:
-            _refused(lambda: read_abundance(path, contigs), "not in the FASTA")
+            refused(lambda: read_abundance(path, contigs), "not in the FASTA")
 
 
 @st.composite
@@ -322,39 +226,45 @@ def abundance_broken(draw):
 def prop_abundance_broken(case):
     data, contigs, match = case
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "abundance.tsv", data)
-        _refused(lambda: read_abundance(path, contigs), match)
+        path = write_file(Path(tmp), "abundance.tsv", data)
+        refused(lambda: read_abundance(path, contigs), match)
 
 
 @st.composite
 def abundance_corrupt(draw):
     text, contigs, *_ = draw(abundance_files())
     gz = draw(st.booleans())
-    return draw(st.one_of(mutated(_maybe_gzip(text, gz)), mutated(text).map(lambda t: _maybe_gzip(t, gz)))), contigs
+    return draw(st.one_of(mutated(maybe_gzip(text, gz)), mutated(text).map(lambda t: maybe_gzip(t, gz)))), contigs
 
 
 def prop_abundance_corrupt(case):
     data, contigs = case
     with tempfile.TemporaryDirectory() as tmp:
-        path = _write(Path(tmp), "abundance.tsv", data)
-        got = _refused_or_parsed(lambda: read_abundance(path, contigs, extra_rows="ignore"))
+        path = write_file(Path(tmp), "abundance.tsv", data)
+        got = refused_or_parsed(lambda: read_abundance(path, contigs, extra_rows="ignore"))
         if got is not None:
             assert got.matrix.shape == (len(contigs), len(got.samples))
             assert np.isfinite(got.matrix).all() and (got.matrix >= 0).all()
 
 
 # -- expression -------------------------------------------------------------------------------
-NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,7}", fullmatch=True)
+FORMATS = st.sampled_from(["csv", "tsv", "tsv-t", "10x", "h5ad"])
+NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,7}", fullmatch=True) | st.sampled_from(
+    ["NA", "null", "None", "nan", "N/A", "#N/A", "n/a", "0x1", "1e", "A,B", 'q"t'])  # not missing values
+NUMBERED = st.from_regex(r"0[0-9]{1,3}", fullmatch=True)  # names keep their leading zeros
 
 
 @st.composite
 def expression_data(draw):
-    """Cells x genes counts with unique cell and gene names."""
-    cells = draw(st.lists(NAME, min_size=1, max_size=6, unique=True))
-    genes = draw(st.lists(NAME, min_size=1, max_size=5, unique=True))
+    """Cells x genes counts with unique cell and gene names, and the format to write them in.
+    Names that look like numbers are drawn for the index column only (a header of numbers is
+    refused on purpose)."""
+    fmt = draw(FORMATS)
+    cells = draw(st.lists(NAME | NUMBERED if fmt != "tsv-t" else NAME, min_size=1, max_size=6, unique=True))
+    genes = draw(st.lists(NAME | NUMBERED if fmt == "tsv-t" else NAME, min_size=1, max_size=5, unique=True))
     X = np.array(draw(st.lists(st.lists(st.sampled_from([0.0, 0.0, 1.0, 2.5, 7.0, 1e3]), min_size=len(genes),
                                         max_size=len(genes)), min_size=len(cells), max_size=len(cells))))
-    return X.astype(np.float32), cells, genes
+    return X.astype(np.float32), cells, genes, fmt
 
 
 def _expression_files(tmp: Path, X, cells, genes, fmt: str, gz: bool) -> Path:
@@ -371,24 +281,22 @@ def _expression_files(tmp: Path, X, cells, genes, fmt: str, gz: bool) -> Path:
         folder.mkdir()
         z = ".gz" if gz else ""
         scipy.io.mmwrite(str(tmp / "m.mtx"), sp.coo_matrix(X.T))
-        (folder / f"matrix.mtx{z}").write_bytes(_maybe_gzip((tmp / "m.mtx").read_bytes(), gz))
-        (folder / f"barcodes.tsv{z}").write_bytes(_maybe_gzip("".join(f"{c}\n" for c in cells).encode(), gz))
+        (folder / f"matrix.mtx{z}").write_bytes(maybe_gzip((tmp / "m.mtx").read_bytes(), gz))
+        (folder / f"barcodes.tsv{z}").write_bytes(maybe_gzip("".join(f"{c}\n" for c in cells).encode(), gz))
         (folder / f"features.tsv{z}").write_bytes(
-            _maybe_gzip("".join(f"ID{j}\t{g}\tGene Expression\n" for j, g in enumerate(genes)).encode(), gz))
+            maybe_gzip("".join(f"ID{j}\t{g}\tGene Expression\n" for j, g in enumerate(genes)).encode(), gz))
         return folder
     sep = "," if fmt == "csv" else "\t"
     rows, cols, M = (genes, cells, X.T) if fmt == "tsv-t" else (cells, genes, X)
-    text = sep.join(["cell", *cols]) + "\n" + "".join(
-        sep.join([r, *(repr(float(v)) for v in M[i])]) + "\n" for i, r in enumerate(rows))
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\n")  # quotes names holding , or "
+    writer.writerows([["cell", *cols]] + [[r, *(repr(float(v)) for v in M[i])] for i, r in enumerate(rows)])
     name = "x.csv" if fmt == "csv" else "x.tsv"
-    return _write(tmp, name + (".gz" if gz else ""), _maybe_gzip(text.encode(), gz))
-
-
-FORMATS = st.sampled_from(["csv", "tsv", "tsv-t", "10x", "h5ad"])
+    return write_file(tmp, name + (".gz" if gz else ""), maybe_gzip(buf.getvalue().encode(), gz))
 
 
 def prop_expression_valid(case):
-    (X, cells, genes), fmt, gz = case
+    (X, cells, genes, fmt), gz = case
     with tempfile.TemporaryDirectory() as tmp:
         path = _expression_files(Path(tmp), X, cells, genes, fmt, gz)
         got = read_expression(path, genes_in_rows=fmt == "tsv-t")
@@ -400,15 +308,15 @@ def prop_expression_valid(case):
 @st.composite
 def expression_corrupt(draw):
     """A valid expression input with one of its files corrupted; returns (files, path to read)."""
-    X, cells, genes = draw(expression_data())
-    fmt, gz = draw(FORMATS), draw(st.booleans())
+    X, cells, genes, fmt = draw(expression_data())
+    gz = draw(st.booleans())
     tmp = Path(tempfile.mkdtemp())
     try:
         path = _expression_files(tmp, X, cells, genes, fmt, gz)
         target = path if path.is_file() else draw(st.sampled_from(sorted(path.iterdir())))
         raw = target.read_bytes()
         if gz and target.suffix == ".gz" and draw(st.booleans()):
-            new = _maybe_gzip(draw(mutated(gzip.decompress(raw))), True)
+            new = maybe_gzip(draw(mutated(gzip.decompress(raw))), True)
         elif fmt == "h5ad":  # HDF5 damage: truncation or overwritten bytes in the data region
             new = raw[: draw(st.integers(0, len(raw) - 1))] if draw(st.booleans()) else draw(mutated(raw))
         else:
@@ -417,8 +325,6 @@ def expression_corrupt(draw):
         files[target.relative_to(tmp).as_posix()] = new
         return files, path.relative_to(tmp).as_posix(), fmt
     finally:
-        import shutil
-
         shutil.rmtree(tmp)
 
 
@@ -430,13 +336,13 @@ def prop_expression_corrupt(case):
             (Path(tmp) / name).write_bytes(data)
         path = Path(tmp) / rel
         if fmt == "h5ad":
-            outcome = _isolated(lambda: read_expression(path))
+            outcome = isolated(lambda: read_expression(path))
             if outcome.startswith("native crash"):
                 COUNTS["expression_corrupt: libhdf5 crashed"] += 1  # not a Python exception; reported
                 return
             assert outcome in ("parsed", "refused"), outcome
             return
-        got = _refused_or_parsed(lambda: read_expression(path, genes_in_rows=fmt == "tsv-t"))
+        got = refused_or_parsed(lambda: read_expression(path, genes_in_rows=fmt == "tsv-t"))
         if got is not None:
             assert got.n_obs >= 1 and got.n_vars >= 1
 
@@ -450,30 +356,17 @@ CASES = {  # name: (strategy, property, examples in the default run)
     "abundance_valid": (st.tuples(abundance_files(), st.booleans()), prop_abundance_valid, 300),
     "abundance_broken": (abundance_broken(), prop_abundance_broken, 500),
     "abundance_corrupt": (abundance_corrupt(), prop_abundance_corrupt, 500),
-    "expression_valid": (st.tuples(expression_data(), FORMATS, st.booleans()), prop_expression_valid, 200),
+    "expression_valid": (st.tuples(expression_data(), st.booleans()), prop_expression_valid, 200),
     "expression_corrupt": (expression_corrupt(), prop_expression_corrupt, 400),
 }
 
 
-def _run(name: str, n: int, tag: str = "") -> None:
-    strategy, prop, _ = CASES[name]
-
-    @settings(max_examples=n, deadline=None, derandomize=True, database=None, print_blob=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-    @given(strategy)
-    def check(case):
-        COUNTS[name + tag] += 1
-        prop(case)
-
-    check()
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_fuzz(name):
-    _run(name, CASES[name][2])
+    run(name, CASES[name][0], CASES[name][1], CASES[name][2])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_fuzz_long(name):
-    _run(name, CASES[name][2] * SLOW_FACTOR, "+slow")
+    run(name, CASES[name][0], CASES[name][1], CASES[name][2] * SLOW_FACTOR, "+slow")

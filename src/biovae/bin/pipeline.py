@@ -187,6 +187,7 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
 def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s) -> None:
     from biovae.io.bins import bin_names, write_bin_fasta, write_bins_tsv, write_cami_binning
 
+    t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         write_bins_tsv(tmp / "bins.tsv", list(f.ids), labels)
         write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=path.stem, lengths=f.lengths)
@@ -203,6 +204,8 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
             seqs = read_fastx(path)
             write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels)
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
+        summary["stage_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # all but summary.json
+        summary["peak_rss_mib"] = round(peak_rss_mib(), 1)
         write_json(tmp / "summary.json", summary)
 
 

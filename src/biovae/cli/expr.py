@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="model folder (written atomically)")
     p.add_argument("--labels", help="obs column (h5ad) with one label per cell: makes a conditional VAE")
     _data_options(p)
-    p.add_argument("--likelihood", default="hurdle", help="hurdle, normal, gaussian, bernoulli, nb, zinb, poisson")
+    p.add_argument("--likelihood", default="hurdle_cell",
+                   help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default="auto", help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
     p.add_argument("--latent-dim", type=int, default=10)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
@@ -130,6 +131,7 @@ def _generate(args) -> None:
 
 
 def _plot_model(args) -> None:
+    import biovae.expr  # noqa: F401  (registers the expression likelihoods that models may use)
     from biovae.engine.vae import VAE
     from biovae.pl.model_graph import model_graph
 
