@@ -131,7 +131,6 @@ def _generate(args) -> None:
 
 
 def _plot_model(args) -> None:
-    import biovae.expr  # noqa: F401  (registers the expression likelihoods that models may use)
     from biovae.engine.vae import VAE
     from biovae.pl.model_graph import model_graph
 

@@ -268,3 +268,20 @@ class HurdleNormal(Likelihood):
     def distribution(self, raw, library=None):
         loc, zero_logits = self._split(raw)
         return Hurdle(zero_logits, loc, torch.exp(self.log_scale).expand_as(loc))
+
+
+HURDLE_CELL_MIN_SCALE = 0.05  # floor of hurdle_cell's scale, in the data's (standardised) units
+
+
+@register("hurdle_cell")
+class CellScaleHurdle(Likelihood):
+    """Hurdle Gaussian whose scale, like its location and zero probability, is decoded per sample
+    and feature (n_params 3: loc, zero logit, raw scale; scale = softplus(raw) + a floor of
+    HURDLE_CELL_MIN_SCALE, so that it cannot collapse onto one value of discrete data). The
+    expression workflow's default (biovae.expr.fit). Data must keep their zeros as exact zeros."""
+
+    n_params = 3
+
+    def distribution(self, raw, library=None):
+        loc, zero_logits, scale_raw = self._split(raw)
+        return Hurdle(zero_logits, loc, nn.functional.softplus(scale_raw) + HURDLE_CELL_MIN_SCALE)

@@ -4,7 +4,6 @@
     new = model.generate(100, labels={"CD14+ Monocyte": 100}, method="mixture")
 """
 
-from biovae.expr import likelihoods as _likelihoods  # noqa: F401  (registers "hurdle_cell")
 from biovae.expr.fit import fit
 from biovae.expr.model import ExpressionModel
 
