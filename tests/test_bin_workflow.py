@@ -195,3 +195,14 @@ def test_bad_input_is_one_clear_message_and_writes_nothing(tmp_path, capsys):
     assert main(["bin", str(good), "-o", str(tmp_path / "afile"), *FAST]) == 2
     assert "is a file" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_second_run_into_the_same_out_refuses(reads600, tmp_path, capsys):
+    from biovae.io.atomic import output_lock
+
+    out = tmp_path / "busy"
+    with output_lock(out):  # another run holds OUT
+        assert main(["bin", str(reads600), "-o", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "lock" in err and "Traceback" not in err, err
+    assert not out.exists()

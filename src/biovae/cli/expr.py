@@ -8,7 +8,7 @@ from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, summary_line
 from biovae.errors import BiovaeError
-from biovae.io.atomic import write_json
+from biovae.io.atomic import output_lock, write_json
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -88,19 +88,20 @@ def _fit(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
-    adata = read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
-    work = out.with_name(out.name + ".partial")
-    model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
-                   hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
-                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                   validation_split=args.validation_split, seed=args.seed, device=args.device,
-                   progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume)
-    h = model.vae.history
-    summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
-               "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
-               "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
-    model.save(out, summary=summary)
-    shutil.rmtree(work, ignore_errors=True)
+    with output_lock(out):  # a second fit into the same folder refuses
+        adata = read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
+        work = out.with_name(out.name + ".partial")
+        model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
+                       hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                       validation_split=args.validation_split, seed=args.seed, device=args.device,
+                       progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume)
+        h = model.vae.history
+        summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
+                   "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
+                   "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
+        model.save(out, summary=summary)
+        shutil.rmtree(work, ignore_errors=True)
     summary_line("fit", f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
                  f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}; model in {out}")
 
