@@ -57,7 +57,8 @@ def run_size(n: int, args) -> dict:
     s = json.loads((out / "summary.json").read_text())
     ev = s.get("evaluation", {}).get("by_sequence", {})
     return {"reads": n, "wall_seconds": round(wall, 1), "stage_seconds": s["stage_seconds"],
-            "peak_rss_mib": s["peak_rss_mib"], "bins": s["bins"], "unbinned": s["unbinned"],
+            "peak_rss_mib": s["peak_rss_mib"], "peak_rss_mib_after_stage": s.get("peak_rss_mib_after_stage"),
+            "bins": s["bins"], "unbinned": s["unbinned"],
             "f1": ev.get("f1_sample"), "ari": ev.get("ari"), "epochs": s["epochs_trained"]}
 
 
@@ -82,7 +83,10 @@ def main() -> None:
         ari = "-" if r["ari"] is None else f"{r['ari']:.3f}"
         print(f"{n:>9,} reads: {r['wall_seconds']:7.1f} s wall | {stages} | peak {r['peak_rss_mib']:,.0f} MiB"
               f" | {r['bins']} bins, F1 {f1}, ARI {ari}", flush=True)
-        (OUT / "binning.json").write_text(json.dumps({"threads": args.threads, "runs": rows}, indent=2))
+        if r["peak_rss_mib_after_stage"]:
+            print("           peak RSS after each stage (MiB): " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in r["peak_rss_mib_after_stage"].items()), flush=True)
+        (OUT / f"binning_{'_'.join(str(n) for n in sorted(args.sizes))}.json").write_text(json.dumps({"threads": args.threads, "runs": rows}, indent=2))
     base = rows[0]
     print("\ngrowth (1.0 = linear) and time / linear extrapolation from the smallest size:")
     for a, b in zip(rows, rows[1:]):

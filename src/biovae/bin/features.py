@@ -110,8 +110,7 @@ def standardise(f: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(n_valid, c + b) standardised matrix of the valid rows, and the per-column mean/scale."""
     from biovae.features.scaling import standardize
 
-    x = f.matrix()[f.valid]
-    if x.shape[0] == 0:
+    if not f.valid.any():
         raise BiovaeError("no sequence is long enough to bin", "lower --min-length or give longer sequences")
-    st = standardize(x)
+    st = standardize(np.hstack([f.composition[f.valid], f.second[f.valid]]))
     return st.values, {"feature.mean": st.mean, "feature.scale": st.scale}

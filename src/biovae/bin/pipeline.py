@@ -43,6 +43,7 @@ class _Stages:
 
     def __init__(self, progress: bool):
         self.times: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # process peak RSS (MiB) at the end of each stage
         self.progress = progress
 
     def __call__(self, name: str):
@@ -56,6 +57,7 @@ class _Stages:
 
             def __exit__(self, *exc):
                 stages.times[name] = round(time.perf_counter() - self.t0, 3)
+                stages.peaks[name] = round(peak_rss_mib(), 1)
 
         return _Stage()
 
@@ -176,6 +178,7 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
         "features_from_cache": reused,
         "clustering": {k: v for k, v in cstats.items() if k not in ("cluster_sizes", "radius")},
         "stage_seconds": stage.times,
+        "peak_rss_mib_after_stage": stage.peaks,
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "settings": s.to_dict(),
     }

@@ -40,21 +40,34 @@ class VambAbundance(NamedTuple):
     log_total: np.ndarray
 
 
-def standardize(x: np.ndarray, min_scale: float = 1e-8) -> Standardized:
+def standardize(x: np.ndarray, min_scale: float = 1e-8, chunk: int = 65_536) -> Standardized:
     """Z-score each column of x (n, d): (x - mean) / std over rows, std as in numpy (ddof=0).
 
     Columns whose std is below `min_scale` (constant, e.g. an all-zero histogram bin) are
-    centred but not divided, so they come out as exact zeros. Works in float64, returns float32.
+    centred but not divided, so they come out as exact zeros. Statistics are summed in float64
+    over row chunks (two passes: mean, then squared deviations) and the float32 result is filled
+    chunk by chunk, so memory stays at the output plus one chunk: a whole float64 copy of
+    10^6 x 152 features and its temporaries cost about 5 GiB.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0:
         raise BiovaeError(f"standardize needs a non-empty 2-D matrix, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise BiovaeError("feature matrix holds NaN or infinite values", "check the input features")
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    n, d = x.shape
+    total = np.zeros(d)
+    for i in range(0, n, chunk):
+        part = x[i:i + chunk].astype(np.float64)
+        if not np.isfinite(part).all():
+            raise BiovaeError("feature matrix holds NaN or infinite values", "check the input features")
+        total += part.sum(axis=0)
+    mean = total / n
+    squares = np.zeros(d)
+    for i in range(0, n, chunk):
+        squares += ((x[i:i + chunk].astype(np.float64) - mean) ** 2).sum(axis=0)
+    scale = np.sqrt(squares / n)
     scale[scale < min_scale] = 1.0
-    values = ((x - mean) / scale).astype(np.float32)
+    values = np.empty((n, d), dtype=np.float32)
+    for i in range(0, n, chunk):
+        values[i:i + chunk] = (x[i:i + chunk].astype(np.float64) - mean) / scale
     return Standardized(values, mean.astype(np.float32), scale.astype(np.float32))
 
 
