@@ -36,9 +36,6 @@ class Features:
     block2: str
     valid: np.ndarray
 
-    def matrix(self) -> np.ndarray:
-        return np.hstack([self.composition, self.second]).astype(np.float32)
-
 
 def _stamp(path: Path, abundance: Path | None, settings: BinSettings) -> str:
     st = path.stat()

@@ -29,6 +29,7 @@ from biovae.engine.config import Block
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir, output_lock, write_json
+from biovae.io.bins import bin_names
 
 UMAP_POINTS = 10_000
 
@@ -120,7 +121,6 @@ def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, wri
     if truth_table is not None:
         with stage("evaluate"):
             from biovae.evaluate.binning import evaluate_tables
-            from biovae.io.bins import bin_names
             import pandas as pd
 
             table = pd.DataFrame({"sequence_id": f.ids, "bin": bin_names(labels)})
@@ -162,8 +162,9 @@ def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: 
 def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation) -> dict:
     from biovae import __version__
 
-    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, dtype=int)
-    bp = [int(f.lengths[labels == b].sum()) for b in range(len(sizes))]
+    binned = labels >= 0
+    sizes = np.bincount(labels[binned])
+    bp = np.bincount(labels[binned], weights=f.lengths[binned], minlength=len(sizes)).astype(np.int64)
     out = {
         "biovae_version": __version__,
         "mode": "contigs" if ab_path else "reads",
@@ -171,8 +172,8 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
         "sequences": int(len(f.ids)), "bases": int(f.lengths.sum()),
         "too_short_or_empty": int((~f.valid).sum()),
         "bins": int(len(sizes)), "binned": int((labels >= 0).sum()), "unbinned": int((labels < 0).sum()),
-        "bin_sizes": {f"bin_{b:0{len(str(max(len(sizes) - 1, 0)))}d}": {"sequences": int(n), "bases": bp[b]}
-                      for b, n in enumerate(sizes)},
+        "bin_sizes": {name: {"sequences": int(n), "bases": int(bp[b])}
+                      for b, (name, n) in enumerate(zip(bin_names(np.arange(len(sizes))), sizes))},
         "epochs_trained": len(vae.history),
         "final_val_loss": vae.history[-1]["val_loss"] if vae.history else None,
         "features_from_cache": reused,
@@ -188,7 +189,7 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
 
 
 def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s) -> None:
-    from biovae.io.bins import bin_names, write_bin_fasta, write_bins_tsv, write_cami_binning
+    from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning
 
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:

@@ -14,7 +14,6 @@ Shapes: decoder output `raw` is (batch, n_params * n_features); `library` is (ba
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
