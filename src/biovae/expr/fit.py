@@ -40,7 +40,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
       cells x genes, non-negative. labels: an obs column name or one label per cell.
     likelihood: "hurdle_cell" (default: exact zeros + a Gaussian whose location, zero
-      probability and scale are all decoded per cell and gene; see expr.likelihoods), "hurdle"
+      probability and scale are all decoded per cell and gene; see engine.likelihoods), "hurdle"
       (the same with one learned scale per gene), "normal" (Gaussian, learned per-gene scale),
       "gaussian" (unit variance, MSE), "bernoulli", or for raw counts "nb", "zinb", "poisson".
       Chosen on pbmc68k_reduced by RF-AUC (lower is better) on an inner 80/20 split of the
