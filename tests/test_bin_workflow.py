@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from browser import assert_report_shows_plots, needs_browser
 from biovae.cli import main
 from biovae.engine.vae import VAE
 
@@ -89,6 +90,16 @@ def test_evaluate_command_matches_the_bin_summary(binned, tmp_path):
     ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     summary = json.loads((binned / "summary.json").read_text())
     assert ev["by_sequence"]["f1_sample"] == pytest.approx(summary["evaluation"]["by_sequence"]["f1_sample"])
+    page = (tmp_path / "ev" / "evaluation.json.report.html").read_text()
+    assert "Per bin" in page and f"{ev['by_sequence']['ari']:.4g}" in page
+
+
+@needs_browser
+def test_report_shows_the_latent_plot_training_curves_and_bins(binned, tmp_path):
+    summary = json.loads((binned / "summary.json").read_text())
+    assert "report.html" in summary["outputs"]
+    assert_report_shows_plots(binned / "report.html", tmp_path, images=2,
+                              text=["biovae bin", "Training", "Bins", "bin_0", f"{summary['sequences']:,} sequences"])
 
 
 def test_a_few_hundred_reads_train_and_zero_coverage_columns_lose_nothing(tmp_path):

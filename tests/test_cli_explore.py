@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import biovae.expr as ex
+from browser import check_report
 from biovae.cli import main
 from biovae.engine.vae import VAE
 from biovae.pl.traverse import traversal, traversal_values
@@ -43,6 +44,7 @@ def test_interpolate_writes_the_path_and_a_summary(files, tmp_path, capsys):
     assert path.shape == (6, 765) and np.allclose(path.obs["position"], np.linspace(0, 1, 6))
     summary = json.loads((tmp_path / "path.h5ad.summary.json").read_text())
     assert summary["start"] == "label 'CD14+ Monocyte'" and summary["steps"] == 6
+    check_report(tmp_path / "path.h5ad.report.html", tmp_path, images=0, text=["biovae interpolate", "path position"])
 
 
 def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
@@ -52,11 +54,13 @@ def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
     table = pd.read_csv(out, sep="\t", index_col=0)
     assert table.shape == (700, len(SCORES)) and list(table.columns) == list(SCORES)
     assert json.loads((tmp_path / "scores.tsv.summary.json").read_text())["cells"] == 700
+    check_report(tmp_path / "scores.tsv.report.html", tmp_path, images=1, text=["biovae anomaly", "Highest-scoring"])
 
 
 def test_traversal_of_expression_and_image_models(files, tmp_path, capsys):
     code, _, _ = _run(capsys, "traversal", files / "model", "--dims", 0, 1, "-o", tmp_path / "t.png")
     assert code == 0 and (tmp_path / "t.png").stat().st_size > 1000
+    check_report(tmp_path / "t.png.report.html", tmp_path, images=1, text=["biovae traversal"])
     code, _, _ = _run(capsys, "traversal", files / "engine", "--steps", 5, "-o", tmp_path / "img.png")
     assert code == 0 and (tmp_path / "img.png").stat().st_size > 1000
     values, offsets, dims = traversal_values(VAE.load(files / "engine"), dims=[2], span=2, steps=5)

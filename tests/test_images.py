@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from biovae import VAE, BiovaeError
 from biovae.cli import main
+from browser import check_report
 from biovae.images import ImageModel, augment, fit
 from biovae.images.metrics import pearson, ssim
 from biovae.io.images import image_patches, read_image_pair
@@ -176,3 +177,4 @@ def test_cli_fit_images_writes_the_folder_and_ends_with_a_summary(nuclei, tmp_pa
     assert summary["held_out_objects"] == round(0.2 * summary["patches"])
     assert ImageModel.load(out).shape == (32, 32)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    check_report(out / "report.html", tmp_path, images=5, text=["biovae fit-images", "held-out SSIM", "reconstructions"])

@@ -210,7 +210,25 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
         summary["stage_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # all but summary.json
         summary["peak_rss_mib"] = round(peak_rss_mib(), 1)
+        summary["outputs"].append("report.html")
         write_json(tmp / "summary.json", summary)
+        _report(tmp, summary, vae.history)
+
+
+def _report(folder: Path, summary: dict, history: list[dict]) -> None:
+    """OUT/report.html: the summary, training curves, latent plot, bin sizes and settings."""
+    import pandas as pd
+
+    from biovae.report import write_report
+
+    sizes = pd.DataFrame(summary["bin_sizes"]).T.rename_axis("bin")
+    ev = (summary.get("evaluation") or {}).get("by_sequence") or {}
+    lead = (f"{summary['sequences']:,} sequences -> {summary['bins']} bins, {summary['unbinned']:,} unbinned"
+            + (f"; F1 {ev['f1_sample']:.3f}, ARI {ev['ari']:.3f} against the truth" if ev else ""))
+    shown = {k: v for k, v in summary.items() if k not in ("settings", "bin_sizes", "outputs")}
+    write_report(folder / "report.html", "biovae bin", lead=lead, summary=shown, history=history,
+                 images=[("latent space (UMAP of the VAE means), by bin and by truth", folder / "latent_umap.png")],
+                 tables={"Bins": sizes}, parameters=summary["settings"], outputs=summary["outputs"], base=folder)
 
 
 def _truth_labels(truth_table, ids):

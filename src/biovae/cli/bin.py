@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from biovae.bin.settings import BinSettings
-from biovae.cli.common import add_runtime_options, summary_line
+from biovae.cli.common import add_runtime_options, run_parameters, summary_line
 
 _D = BinSettings()
 
@@ -95,6 +95,15 @@ def _fmt(ev: dict, key: str) -> str:
 def _evaluate(args) -> None:
     from biovae.evaluate.binning import evaluate_files
 
+    import pandas as pd
+
+    from biovae.report import report_path, write_report
+
     out = args.out or str(Path(args.bins).resolve().parent)
     result = evaluate_files(args.bins, args.truth, out_dir=out)
-    summary_line("evaluate", f"F1 {_fmt(result, 'f1_sample')}, ARI {_fmt(result, 'ari')}; written to {out}/evaluation.json")
+    lead = f"F1 {_fmt(result, 'f1_sample')}, ARI {_fmt(result, 'ari')}"
+    shown = {k: v for k, v in result.items() if k not in ("per_bin", "per_genome")}
+    tables = {"Per bin": pd.read_csv(Path(out) / "per_bin.tsv", sep="\t", index_col=0)}
+    write_report(report_path(Path(out) / "evaluation.json"), "biovae evaluate", lead=lead, summary=shown,
+                 tables=tables, parameters=run_parameters(args), outputs=["evaluation.json", "per_bin.tsv"], base=out)
+    summary_line("evaluate", f"{lead}; written to {out}/evaluation.json")

@@ -32,3 +32,8 @@ def apply_runtime(args: argparse.Namespace) -> None:
 def summary_line(command: str, text: str) -> None:
     """The last line every command prints."""
     print(f"biovae {command}: {text}", flush=True)
+
+
+def run_parameters(args: argparse.Namespace) -> dict:
+    """The options of this run (given and defaulted), for the run report."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("handler", "command") and not callable(v)}

@@ -46,7 +46,22 @@ def _demo(args) -> None:
     text = f"binning F1 {ev['f1_sample']:.3f} ARI {ev['ari']:.3f}"
     if "generation" in result:
         text += f"; generated PBMCs RF-AUC {result['generation']['rf_auc']:.3f}"
+    _report(out, text, result, args)
     summary_line("demo", f"{text}; results in {out}")
+
+
+def _report(out: Path, lead: str, result: dict, args) -> None:
+    """OUT/report.html: both parts on one page; the binning's own report stays in OUT/bins."""
+    from biovae.cli.common import run_parameters
+    from biovae.report import write_report
+
+    images = [("binning: latent space by bin and by truth", out / "bins" / "latent_umap.png")]
+    outputs = ["bins/report.html", "bins/bins.tsv", "demo_summary.json"]
+    if "generation" in result:
+        images.append(("generation: real vs generated PBMCs", out / "expression" / "augmented.png"))
+        outputs += ["expression/report.html", "expression/generated.h5ad", "expression/generation_metrics.json"]
+    write_report(out / "report.html", "biovae demo", lead=lead, summary=result, images=images,
+                 parameters=run_parameters(args), outputs=outputs, base=out)
 
 
 def _expression(out: Path, args) -> dict:
@@ -69,6 +84,23 @@ def _expression(out: Path, args) -> dict:
     augmented(real, gen, method="umap", label_key="bulk_labels", seed=args.seed, save=out / "augmented.png")
     m = evaluate_generation(test, gen, label_key="bulk_labels", seed=args.seed)
     write_json(out / "generation_metrics.json", m)
+    _expression_report(out, model, m)
     print(f"generation: {gen.n_obs} cells of {len(model.labels)} types; RF-AUC vs held-out real "
           f"{m['overall']['rf_auc']:.3f} (0.5 = indistinguishable); plot {out / 'augmented.png'}")
     return {"cells": gen.n_obs, "rf_auc": m["overall"]["rf_auc"], "mmd2": m["overall"]["mmd2"]}
+
+
+def _expression_report(out: Path, model, m: dict) -> None:
+    """OUT/expression/report.html: training curves, the real-vs-generated plot, metrics per label."""
+    import pandas as pd
+
+    from biovae.report import write_report
+
+    per = pd.DataFrame({lab: {k: v for k, v in d.items() if isinstance(v, (int, float))}
+                        for lab, d in m["per_label"].items()}).T.rename_axis("label")
+    write_report(out / "report.html", "biovae demo: generated PBMCs",
+                 lead=f"RF-AUC {m['overall']['rf_auc']:.3f} against held-out real cells (0.5 = indistinguishable)",
+                 summary=m["overall"], history=model.vae.history, tables={"Per label": per},
+                 images=[("real vs generated cells (UMAP)", out / "augmented.png")],
+                 outputs=["generated.h5ad", "generation_metrics.json", "model/"], base=out)
+

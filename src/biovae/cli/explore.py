@@ -1,14 +1,15 @@
 """`biovae interpolate | anomaly | traversal`: skins over biovae.tl and biovae.pl.traversal.
-Each writes a JSON summary beside its output (OUT.summary.json)."""
+Each writes a JSON summary (OUT.summary.json) and a run report (OUT.report.html) beside its output."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from biovae.cli.common import add_runtime_options, summary_line
+from biovae.cli.common import add_runtime_options, run_parameters, summary_line
 from biovae.errors import BiovaeError
 from biovae.io.atomic import write_json
+from biovae.report import report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -84,11 +85,26 @@ def _interpolate(args) -> None:
                        space=args.space, path=args.path)
     write_expression(path, args.out)
     info = dict(path.uns["biovae_interpolation"])
-    write_json(Path(str(args.out) + ".summary.json"),
-               {"model": args.model, "data": args.data, **info, "steps": path.n_obs, "genes": path.n_vars,
-                "output": args.out})
-    summary_line("interpolate", f"{path.n_obs} points from {info['start']} to {info['end']} "
-                 f"({info['space']}, {info['path']}) written to {args.out}")
+    summary = {"model": args.model, "data": args.data, **info, "steps": path.n_obs, "genes": path.n_vars,
+               "output": args.out}
+    write_json(Path(str(args.out) + ".summary.json"), summary)
+    lead = (f"{path.n_obs} points from {info['start']} to {info['end']} ({info['space']}, {info['path']}) "
+            f"written to {args.out}")
+    write_report(report_path(args.out), "biovae interpolate", lead=lead, summary=summary,
+                 tables=_path_table(path), parameters=run_parameters(args), outputs=[Path(args.out).name])
+    summary_line("interpolate", lead)
+
+
+def _path_table(path):
+    """The genes that change most along an interpolation path, at each step, for the report."""
+    import numpy as np
+    import pandas as pd
+
+    x = np.asarray(path.X.todense() if hasattr(path.X, "todense") else path.X, dtype=float)
+    top = np.argsort(-np.abs(x[-1] - x[0]), kind="stable")[:15]
+    cols = [f"{p:.2f}" for p in path.obs["position"].to_numpy(dtype=float)]
+    frame = pd.DataFrame(x[:, top].T, index=path.var_names[top], columns=cols)
+    return {"Genes that change most along the path (rows) by path position (columns)": frame.rename_axis("gene")}
 
 
 def _anomaly(args) -> None:
@@ -106,11 +122,37 @@ def _anomaly(args) -> None:
     with atomic_file(out) as tmp:
         scores.to_csv(tmp, sep="\t" if out.suffix.lower() == ".tsv" else ",", float_format="%.6g")
     top = scores["neg_elbo"].sort_values(ascending=False).head(5)
-    write_json(Path(str(out) + ".summary.json"),
-               {"model": args.model, "data": args.data, "reference": args.reference, "cells": len(scores),
-                "median": scores.median().to_dict(), "highest_neg_elbo": top.to_dict(), "seed": args.seed,
-                "output": str(out)})
-    summary_line("anomaly", f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}")
+    summary = {"model": args.model, "data": args.data, "reference": args.reference, "cells": len(scores),
+               "median": scores.median(numeric_only=True).to_dict(), "highest_neg_elbo": top.to_dict(),
+               "seed": args.seed, "output": str(out)}
+    write_json(Path(str(out) + ".summary.json"), summary)
+    lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
+    write_report(report_path(out), "biovae anomaly", lead=lead, summary=summary,
+                 images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
+                 tables={"Highest-scoring cells": scores.sort_values("neg_elbo", ascending=False).head(20)},
+                 parameters=run_parameters(args), outputs=[out.name])
+    summary_line("anomaly", lead)
+
+
+def _score_histograms(scores, out: Path) -> Path:
+    """OUT.scores.png: one histogram per numeric score column."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from biovae.io.atomic import atomic_file
+
+    cols = [c for c in scores.columns if scores[c].dtype.kind in "fi"]
+    fig = Figure(figsize=(3.2 * max(1, len(cols)), 2.8), dpi=90)
+    for ax, col in zip(fig.subplots(1, max(1, len(cols)), squeeze=False)[0], cols):
+        ax.hist(scores[col].to_numpy(dtype=float), bins=40, color="#4477aa")
+        ax.set_title(col, fontsize=9)
+    fig.tight_layout()
+    png = Path(str(out) + ".scores.png")
+    with atomic_file(png) as tmp:
+        fig.savefig(tmp, format="png")
+    return png
 
 
 def _traversal(args) -> None:
@@ -120,6 +162,8 @@ def _traversal(args) -> None:
     model = load_model(args.model)
     traversal(model, dims=args.dims, span=args.span, steps=args.steps, label=args.label, n_genes=args.genes,
               save=args.out)
-    write_json(Path(str(args.out) + ".summary.json"),
-               {"model": args.model, "dims": args.dims, "span": args.span, "steps": args.steps, "plot": args.out})
+    summary = {"model": args.model, "dims": args.dims, "span": args.span, "steps": args.steps, "plot": args.out}
+    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_report(report_path(args.out), "biovae traversal", lead=f"latent traversal of {args.model}", summary=summary,
+                 images=[("latent traversal", args.out)], parameters=run_parameters(args))
     summary_line("traversal", f"latent traversal drawn to {args.out}")

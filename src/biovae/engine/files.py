@@ -54,14 +54,17 @@ def sha256(path: Path) -> str:
 
 
 def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarray], config: dict,
-          history: list[dict], summary: dict | None = None) -> Path:
+          history: list[dict], summary: dict | None = None, extras: dict[str, str] | None = None) -> Path:
     """Write a model folder atomically (the old folder stays until the new one is complete);
-    `summary`, when given, goes to summary.json inside it."""
+    `summary`, when given, goes to summary.json inside it; `extras` maps more file names (e.g.
+    report.html) to their text, written in the same atomic step."""
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in weights.items()}
     tensors.update({f"state.{k}": torch.as_tensor(np.ascontiguousarray(v)) for k, v in state.items()})
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+        # one metadata key: safetensors writes a map of several in a random order, and the same
+        # fit must give the same bytes (config.json holds the format version that readers check)
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": f"{FORMAT} {FORMAT_VERSION}"})
         (tmp / HISTORY).write_text(json.dumps(history, indent=1) + "\n")
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "biovae_version": __version__, **config}
         doc = json.loads(json.dumps(doc))  # the checksum is of what a reader will see
@@ -70,6 +73,8 @@ def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarr
         (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         if summary is not None:
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        for name, text in (extras or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return folder
 
 
