@@ -36,7 +36,7 @@ def test_kill_during_training_then_resume_gives_the_same_bins(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()  # nothing half-written
-    assert (tmp_path / "out.partial" / "features.npz").exists()
+    assert (tmp_path / "out.partial" / "features" / "meta.json").exists()
 
     resumed = _bin(reads, out, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()

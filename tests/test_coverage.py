@@ -106,9 +106,14 @@ def test_table_built_for_fewer_bins_is_refused(reads):
 def test_file_features_streams_two_passes_over_chunks(tmp_path, reads):
     path = tmp_path / "reads.fq"
     path.write_bytes(b"".join(b"@r%d\n%s\n+\n%s\n" % (i, r, b"#" * len(r)) for i, r in enumerate(reads)))
-    got = file_features(path, k=4, cov_k=9, bins=16, width=16, chunk_bases=10_000, threads=2)
+    got = file_features(path, k=4, cov_k=9, bins=16, width=16, chunk_bases=10_000, threads=2,
+                        folder=tmp_path / "spool")
     ref = coverage(reads, k=9, bins=16, width=16)
-    assert got.ids == [f"r{i}" for i in range(len(reads))]
+    assert got.ids.tolist() == [f"r{i}" for i in range(len(reads))]
+    assert isinstance(got.composition, np.memmap) and isinstance(got.coverage, np.memmap)  # on disk, not in RAM
+    assert (tmp_path / "spool" / "composition.f32").stat().st_size == len(reads) * 136 * 4
+    again = file_features(path, k=4, cov_k=9, bins=16, width=16, chunk_bases=10_000, threads=2)  # temporary folder
+    np.testing.assert_array_equal(again.composition, got.composition)
     assert got.lengths.tolist() == [len(r) for r in reads]
     np.testing.assert_allclose(got.coverage, ref.hist, atol=1e-7)
     np.testing.assert_array_equal(got.cov_kmers, ref.n_kmers)

@@ -8,6 +8,7 @@ import pytest
 
 import biovae.expr as ex
 from biovae.cli import main
+from browser import check_report
 from biovae.evaluate.generation import diagonal_gaussian_baseline, evaluate_generation, split_cells
 from biovae.expr.simulate import simulate_vaexprs
 
@@ -131,9 +132,11 @@ def test_cli_fit_generate_and_bad_inputs(tmp_path, capsys):
     assert main(["fit", str(good), "-o", str(tmp_path / "m"), "--labels", "type", "--likelihood", "nb",
                  "--epochs", "3", "--quiet"]) == 0
     assert json.loads((tmp_path / "m" / "summary.json").read_text())["cells"] == 120
+    check_report(tmp_path / "m" / "report.html", tmp_path, images=1, text=["biovae fit", "120 cells", "Labels"])
     assert main(["generate", str(tmp_path / "m"), "--label", "A=7", "-o", str(tmp_path / "g.h5ad")]) == 0
     gen = ad.read_h5ad(tmp_path / "g.h5ad")
     assert gen.n_obs == 7 and np.allclose(gen.X, np.round(gen.X))  # nb gives counts
+    check_report(tmp_path / "g.h5ad.report.html", tmp_path, images=0, text=["biovae generate", "7 cells"])
     capsys.readouterr()
 
     def fails(argv, message):

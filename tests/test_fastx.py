@@ -164,3 +164,15 @@ def test_concatenated_gzip_members(tmp_path):
     path = tmp_path / "two.fq.gz"
     path.write_bytes(gzip.compress(b"@a\nACGT\n+\nIIII\n") + gzip.compress(b"@b\nGG\n+\nII\n"))
     assert read_fastx(path).ids == ["a", "b"]
+
+
+def test_a_repeat_many_batches_later_is_found_in_bounded_memory(tmp_path):
+    from biovae.io.fastx import UniqueIds
+
+    seen = UniqueIds(tmp_path / "x.fa", batch=100)
+    for i in range(1_000):
+        seen.add(f"read_{i}", 2 * i + 1)
+    assert seen.done.nbytes <= 8 * 1_000 and len(seen.current) == 0
+    seen.add("read_7", 2_001)  # a repeat from the first batch, met in the eleventh
+    with pytest.raises(BiovaeError, match=r"duplicate record id 'read_7' \(again at line 2001\)"):
+        seen.flush()

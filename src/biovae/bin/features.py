@@ -4,14 +4,17 @@ Reads mode:   composition (canonical k-mer frequencies) | coverage (k-mer count 
 Contigs mode: composition | abundance (VAMB's normalisation of the abundance TSV).
 Each block is then standardised per column (zero-variance columns stay 0, never divide by 0).
 
-The cache (features.npz) records the input file's size and modification time and the feature
-settings; it is reused only when all of them match, else recomputed.
+The cache (work/features/: raw arrays, ids.txt and meta.json, written last) records the input
+file's size and modification time and the feature settings; it is reused, memory-mapped, only
+when all of them match, else recomputed. Read features are spooled to disk chunk by chunk
+(features.spool), so no per-read Python object is kept and nothing is held twice.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +22,9 @@ import numpy as np
 
 from biovae.bin.settings import BinSettings
 from biovae.errors import BiovaeError
-from biovae.io.atomic import atomic_file
+from biovae.features.spool import read_ids
 
-CACHE = "features.npz"
+CACHE = "features"
 
 
 @dataclass
@@ -46,45 +49,88 @@ def _stamp(path: Path, abundance: Path | None, settings: BinSettings) -> str:
     return json.dumps(key, sort_keys=True)
 
 
+_ARRAYS = ("lengths", "composition", "second", "valid")
+
+
 def _load_cache(work: Path, stamp: str) -> Features | None:
-    path = work / CACHE
-    if not path.exists():
-        return None
+    folder = work / CACHE
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["stamp"]) != stamp:
-                return None
-            return Features(z["ids"], z["lengths"], z["composition"], z["second"], str(z["block2"]), z["valid"])
-    except (OSError, KeyError, ValueError):
-        return None  # a damaged cache is recomputed, not trusted
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("stamp") != stamp:
+            return None
+        arrays = {}
+        for name in _ARRAYS:
+            m = meta["arrays"][name]
+            shape = tuple(m["shape"])
+            if shape[0] == 0:
+                arrays[name] = np.zeros(shape, m["dtype"])
+                continue
+            arr = np.memmap(folder / m["file"], dtype=m["dtype"], mode="r", shape=shape)
+            arrays[name] = arr
+        ids = read_ids(folder / "ids.txt")
+        if len(ids) != len(arrays["lengths"]):
+            return None
+        return Features(ids, block2=str(meta["block2"]), **arrays)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None  # a missing or damaged cache is recomputed, not trusted
 
 
-def _save_cache(work: Path, stamp: str, f: Features) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    with atomic_file(work / CACHE) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, stamp=np.array(stamp), ids=f.ids, lengths=f.lengths, composition=f.composition,
-                     second=f.second, block2=np.array(f.block2), valid=f.valid)
+def _save_cache(folder: Path, work: Path, stamp: str, f: Features) -> Features:
+    """Complete the features folder (arrays spooled there by the reads path stay where they
+    are; others are written), add meta.json last, and move it into place as work/features.
+    Returns the features as memory maps of the cached files."""
+    meta = {"stamp": stamp, "block2": f.block2, "arrays": {}}
+    for name in _ARRAYS:
+        arr = getattr(f, name)
+        spooled = getattr(arr, "filename", None)
+        if spooled and Path(spooled).parent.resolve() == folder.resolve():
+            file = Path(spooled).name
+        else:
+            file = f"{name}.raw"
+            np.ascontiguousarray(arr).tofile(folder / file)
+        meta["arrays"][name] = {"file": file, "dtype": np.dtype(arr.dtype).str, "shape": list(arr.shape)}
+    if not (folder / "ids.txt").exists():
+        (folder / "ids.txt").write_text("".join(f"{i}\n" for i in f.ids), encoding="utf-8")
+    (folder / "meta.json").write_text(json.dumps(meta))
+    final = work / CACHE
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(folder, final)
+    cached = _load_cache(work, stamp)
+    assert cached is not None, "the features cache just written could not be read back"
+    return cached
 
 
 def compute(path: Path, settings: BinSettings, work: Path, abundance: Path | None = None) -> tuple[Features, bool]:
-    """Features of every record of `path` (cached). Returns (features, reused_cache)."""
+    """Features of every record of `path` (cached in work/features). Returns (features, reused_cache)."""
     stamp = _stamp(path, abundance, settings)
     cached = _load_cache(work, stamp)
     if cached is not None:
         return cached, True
-    f = _contig_features(path, abundance, settings) if abundance is not None else _read_features(path, settings)
-    _save_cache(work, stamp, f)
-    return f, False
+    folder = work / (CACHE + ".partial")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    try:
+        if abundance is not None:
+            f = _contig_features(path, abundance, settings)
+        else:
+            f = _read_features(path, settings, folder)
+    except BaseException:  # bad input or interrupted: leave no trace of this attempt
+        shutil.rmtree(folder, ignore_errors=True)
+        if not any(work.iterdir()):
+            work.rmdir()
+        raise
+    return _save_cache(folder, work, stamp, f), False
 
 
-def _read_features(path: Path, s: BinSettings) -> Features:
+def _read_features(path: Path, s: BinSettings, folder: Path) -> Features:
     from biovae.features.coverage import file_features
 
     rf = file_features(path, k=s.k, cov_k=s.cov_k, bins=s.cov_bins, width=s.cov_width,
-                       threads=max(1, s.threads or os.cpu_count() or 1))
+                       threads=max(1, s.threads or os.cpu_count() or 1), folder=folder)
     valid = (rf.lengths >= s.min_length) & (rf.comp_kmers > 0) & (rf.cov_kmers > 0)
-    return Features(np.asarray(rf.ids, dtype=str), rf.lengths, rf.composition, rf.coverage, "coverage", valid)
+    return Features(rf.ids, rf.lengths, rf.composition, rf.coverage, "coverage", valid)
 
 
 def _contig_features(path: Path, abundance: Path, s: BinSettings) -> Features:

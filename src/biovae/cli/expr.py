@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biovae.cli.common import add_runtime_options, summary_line
+from biovae.cli.common import add_runtime_options, run_parameters, summary_line
 from biovae.errors import BiovaeError
 from biovae.io.atomic import output_lock, write_json
+from biovae.report import render_report, report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -39,6 +40,8 @@ def register(sub) -> None:
     p.add_argument("--patience", type=int, default=30)
     p.add_argument("--validation-split", type=float, default=0.1)
     p.add_argument("--resume", action="store_true", help="continue from OUT.partial/checkpoint of a stopped fit")
+    p.add_argument("--backed", action="store_true",
+                   help="read the .h5ad in row chunks and never hold the whole matrix (data larger than memory)")
     add_runtime_options(p)
     p.set_defaults(handler=_fit)
 
@@ -89,21 +92,45 @@ def _fit(args) -> None:
     if out.exists() and not out.is_dir():
         raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
     with output_lock(out):  # a second fit into the same folder refuses
-        adata = read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
+        adata = _fit_input(args, read_expression)
         work = out.with_name(out.name + ".partial")
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        validation_split=args.validation_split, seed=args.seed, device=args.device,
-                       progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume)
+                       progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume,
+                       backed=args.backed)
         h = model.vae.history
         summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
                    "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
                    "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
-        model.save(out, summary=summary)
+        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
+                f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
+        page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
+                             tables=_label_table(model, adata, args.labels))
+        model.save(out, summary=summary, extras={"report.html": page})
         shutil.rmtree(work, ignore_errors=True)
-    summary_line("fit", f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
-                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}; model in {out}")
+    summary_line("fit", f"{lead}; model in {out}")
+
+
+def _label_table(model, adata, key):
+    """Cells per label of the training data, for the fit report."""
+    if not model.labels or not isinstance(key, str) or key not in adata.obs:
+        return None
+    counts = adata.obs[key].astype(str).value_counts().rename("training cells").to_frame()
+    return {"Labels": counts.rename_axis("label")}
+
+
+def _fit_input(args, read_expression):
+    """The data of `biovae fit`: read whole, or with --backed opened for reading in row chunks."""
+    if not args.backed:
+        return read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
+    from biovae.io.backed import open_backed
+
+    if args.genes_in_rows:
+        raise BiovaeError("--genes-in-rows applies to CSV/TSV tables, which --backed cannot read",
+                          "give an .h5ad (cells in rows) with --backed")
+    return open_backed(args.data, args.layer)
 
 
 def _label_counts(items: list[str]) -> dict[str, int] | None:
@@ -126,9 +153,13 @@ def _generate(args) -> None:
     new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed)
     write_expression(new, args.out)
     counts = new.obs["label"].value_counts().to_dict()
-    write_json(Path(str(args.out) + ".summary.json"), {"model": args.model, "cells": new.n_obs, "per_label": counts,
-                                                       "method": args.method, "seed": args.seed, "output": args.out})
-    summary_line("generate", f"{new.n_obs} cells ({len(counts)} labels, {args.method}) written to {args.out}")
+    summary = {"model": args.model, "cells": new.n_obs, "per_label": counts, "method": args.method,
+               "seed": args.seed, "output": args.out}
+    write_json(Path(str(args.out) + ".summary.json"), summary)
+    lead = f"{new.n_obs} cells ({len(counts)} labels, {args.method}) written to {args.out}"
+    write_report(report_path(args.out), "biovae generate", lead=lead, summary=summary,
+                 parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
+    summary_line("generate", lead)
 
 
 def _plot_model(args) -> None:
@@ -137,6 +168,8 @@ def _plot_model(args) -> None:
 
     out = args.out or str(Path(args.model) / "architecture.png")
     model_graph(VAE.load(args.model), save=out)
+    write_report(report_path(out), "biovae plot-model", lead=f"architecture of {args.model}",
+                 images=[("model architecture", out)], parameters=run_parameters(args))
     summary_line("plot-model", f"architecture drawn to {out}")
 
 
@@ -152,9 +185,13 @@ def _plot_aug(args) -> None:
 
     real, gen = _read_pair(args)
     augmented(real, gen, method=args.method, label_key=args.labels, seed=args.seed, save=args.out)
-    write_json(Path(str(args.out) + ".summary.json"), {"real": args.real, "generated": args.generated,
-                                                       "method": args.method, "plot": args.out})
-    summary_line("plot-aug", f"{real.n_obs} real and {gen.n_obs} generated cells drawn to {args.out}")
+    summary = {"real": args.real, "generated": args.generated, "real_cells": real.n_obs,
+               "generated_cells": gen.n_obs, "method": args.method, "plot": args.out}
+    write_json(Path(str(args.out) + ".summary.json"), summary)
+    lead = f"{real.n_obs} real and {gen.n_obs} generated cells drawn to {args.out}"
+    write_report(report_path(args.out), "biovae plot-aug", lead=lead, summary=summary,
+                 images=[("real vs generated cells", args.out)], parameters=run_parameters(args))
+    summary_line("plot-aug", lead)
 
 
 def _evaluate(args) -> None:
@@ -164,5 +201,20 @@ def _evaluate(args) -> None:
     result = evaluate_generation(real, gen, label_key=args.labels, seed=args.seed)
     write_json(args.out, result)
     o = result["overall"]
-    summary_line("evaluate-generation", f"RF-AUC {o['rf_auc']:.3f} (0.5 = indistinguishable), MMD2 {o['mmd2']:.4f}, "
-                 f"mean corr {o['mean_corr']:.3f}; written to {args.out}")
+    lead = (f"RF-AUC {o['rf_auc']:.3f} (0.5 = indistinguishable), MMD2 {o['mmd2']:.4f}, "
+            f"mean corr {o['mean_corr']:.3f}")
+    write_report(report_path(args.out), "biovae evaluate-generation", lead=lead, summary=o,
+                 tables=_per_label_table(result), parameters=run_parameters(args), outputs=[Path(args.out).name])
+    summary_line("evaluate-generation", f"{lead}; written to {args.out}")
+
+
+def _per_label_table(result: dict):
+    """The realism metrics per label (rows) for the report, when labels were given."""
+    import pandas as pd
+
+    per = result.get("per_label")
+    if not isinstance(per, dict) or not per:
+        return None
+    frame = pd.DataFrame({lab: {k: v for k, v in m.items() if isinstance(v, (int, float))} for lab, m in per.items()
+                          if isinstance(m, dict)}).T
+    return {"Per label": frame.rename_axis("label")} if not frame.empty else None

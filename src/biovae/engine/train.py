@@ -91,6 +91,8 @@ class _Loop:
         optimizer = _adam(module, cfg, fabric.device)
         self.model, self.optimizer = fabric.setup(module, optimizer)
         self.drop_single = module.cfg.norm == "batch"
+        # data read in chunks: shuffle by windows of chunks, so each chunk is read once an epoch
+        self.chunks = (x.chunk_rows, x.window) if isinstance(x, data.ChunkedRows) else None
         self.loop = {"epoch": -1, "history": [], "best": None, "bad_epochs": 0, "stopped": False,
                      "fingerprint": data.fingerprint(x), "model_config": module.cfg.to_dict()}
         self.best_state = None
@@ -118,7 +120,10 @@ class _Loop:
     # -- one epoch ---------------------------------------------------------------------------
     def _train_epoch(self, epoch: int, beta: float) -> dict:
         self.model.train()
-        order = torch.as_tensor(self.train_idx)[data.epoch_order(len(self.train_idx), self.cfg.seed, epoch)]
+        if self.chunks:
+            order = data.window_order(self.train_idx, *self.chunks, self.cfg.seed, epoch)
+        else:
+            order = torch.as_tensor(self.train_idx)[data.epoch_order(len(self.train_idx), self.cfg.seed, epoch)]
         world, rank = self.fabric.world_size, self.fabric.global_rank
         whole = data.batch_slices(order, self.cfg.batch_size, self.drop_single)  # global batches
         if world > 1 and self.drop_single and self.fabric.device.type != "cuda":
@@ -151,7 +156,7 @@ class _Loop:
             return {"val_loss": None, "val_recon": None, "val_kl": None}
         self.model.eval()
         idx = torch.as_tensor(self.val_idx)
-        step = max(self.cfg.batch_size, 4096)
+        step = max(self.cfg.batch_size, data.eval_rows(self.module.cfg.n_features))
         sums = torch.zeros(3, device=self.fabric.device)
         for xb, cb in data.iterate(self.batcher, [idx[a:a + step] for a in range(0, len(idx), step)]):
             out = self.model(xb, cb, beta, sample=False)

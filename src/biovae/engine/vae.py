@@ -25,7 +25,6 @@ from biovae.engine.likelihoods import log_library
 from biovae.engine.module import VAEModule, reparameterize
 from biovae.errors import BiovaeError
 
-_EVAL_BATCH = 4096
 
 
 def _categories(values) -> list[str]:
@@ -129,7 +128,8 @@ class VAE:
         for name, a, b, _ in self.module.bounds:
             if not self.module.likelihoods[name].uses_library:
                 continue
-            logs = log_library(x[:, a:b])
+            step = data.eval_rows(self.n_features)
+            logs = np.concatenate([log_library(rows[:, a:b]) for _, rows in data.row_blocks(x, step)])
             stats = np.zeros((1 + n_cat, 2))
             stats[0] = logs.mean(), logs.std()
             for c in range(n_cat):
@@ -152,8 +152,7 @@ class VAE:
 
     # -- inference -----------------------------------------------------------------------------
     def _rows(self, x):
-        for a in range(0, x.shape[0], _EVAL_BATCH):
-            rows = x[a:a + _EVAL_BATCH]
+        for a, rows in data.row_blocks(x, data.eval_rows(self.n_features)):
             yield a, torch.as_tensor(rows.toarray() if sp.issparse(rows) else np.asarray(rows), dtype=torch.float32)
 
     @torch.no_grad()
@@ -174,8 +173,9 @@ class VAE:
     def _decode(self, z, codes, libraries, draw: bool) -> np.ndarray:
         self.module.eval()
         out = []
-        for a in range(0, z.shape[0], _EVAL_BATCH):
-            zb = torch.as_tensor(z[a:a + _EVAL_BATCH], dtype=torch.float32)
+        step = data.eval_rows(self.n_features)
+        for a in range(0, z.shape[0], step):
+            zb = torch.as_tensor(z[a:a + step], dtype=torch.float32)
             cb = None if codes is None else torch.as_tensor(codes[a:a + zb.shape[0]])
             libs = {k: v[a:a + zb.shape[0]] for k, v in libraries.items()}
             dists = self.module.distributions(self.module.generative(zb, cb), libs)
@@ -250,13 +250,14 @@ class VAE:
         return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": mse}
 
     # -- files ---------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None) -> None:
-        """Write the model folder (safetensors + JSON, and summary.json when given), atomically."""
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
+        """Write the model folder (safetensors + JSON, and summary.json and `extras` {file name: text}
+        when given), atomically."""
         config = {"model": self.config.to_dict(),
                   "train": None if self.train_config is None else self.train_config.to_dict(),
                   "metadata": self.metadata}
         files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history,
-                    summary=summary)
+                    summary=summary, extras=extras)
 
     @classmethod
     def load(cls, folder) -> "VAE":

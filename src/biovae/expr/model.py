@@ -11,10 +11,12 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
+from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.expr import samplers
 from biovae.expr.preprocess import Preprocessor
+from biovae.io.backed import open_backed
 from biovae.io.expression import as_matrix, check_values, gene_order
 
 KIND = "expression"
@@ -43,17 +45,36 @@ class ExpressionModel:
     def _conditions(self, labels) -> dict | None:
         return {"label": labels} if self.conditional else None
 
+    def _chunked(self, source, source_name: str) -> ChunkedRows:
+        """The cells of a BackedExpression as model input read in chunks (genes put in model
+        order, values checked as each chunk is read)."""
+        columns = gene_order(source.genes, self.genes, source_name)
+        genes = np.asarray(self.genes)
+
+        def read(a, b):
+            rows = source.rows(a, b)[:, columns]
+            check_values(rows, self.pre.likelihood, source_name, genes=genes, cells=source.cells[a:b])
+            return rows
+
+        return ChunkedRows(read, (source.n_obs, len(self.genes)), source.chunk_rows, self.pre.transform_data, window=1)
+
     def encode(self, adata: ad.AnnData, labels=None, layer=None) -> np.ndarray:
         """Latent means of the cells, (n, latent_dim); also written to adata.obsm['X_biovae'].
         labels: an obs column name or array (needed by a conditional model; default: the
-        model's label column)."""
-        x = self.pre.transform_data(self._matrix(adata, layer, "the data to encode"))
+        model's label column). An AnnData opened with backed="r" is read in row chunks."""
         cond = None
         if self.conditional:
             from biovae.io.expression import get_labels
 
             cond = self._conditions(get_labels(adata, labels if labels is not None else self.label_key))
-        mean, _ = self.vae.encode(x, cond)
+        if isinstance(adata, ad.AnnData) and adata.isbacked:
+            source = open_backed(adata, layer)
+            try:
+                mean, _ = self.vae.encode(self._chunked(source, "the data to encode"), cond)
+            finally:
+                source.close()
+        else:
+            mean, _ = self.vae.encode(self.pre.transform_data(self._matrix(adata, layer, "the data to encode")), cond)
         adata.obsm[LATENT_KEY] = mean
         return mean
 
@@ -111,12 +132,12 @@ class ExpressionModel:
         return out
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None) -> None:
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
         """Write the model folder (engine files + expression metadata), atomically."""
         self.vae.metadata = {"kind": KIND, "genes": self.genes, "label_key": self.label_key,
                              "labels": self.labels, "preprocess": self.pre.to_json()}
         self.vae.state.update(self.pre.arrays())
-        self.vae.save(folder, summary=summary)
+        self.vae.save(folder, summary=summary, extras=extras)
 
     @classmethod
     def load(cls, folder) -> "ExpressionModel":

@@ -56,18 +56,31 @@ def lattice_size_factors(x) -> np.ndarray | None:
     number, and at least 5% of them have k >= 2 (so that a binary or one-value matrix does not
     count as a lattice).
     """
-    y = _dense(x).astype(np.float64)
-    if y.size == 0 or y.max() >= 30 or y.min() < 0:
+    return lattice_size_factors_chunks([x])
+
+
+def lattice_size_factors_chunks(blocks) -> np.ndarray | None:
+    """lattice_size_factors over the cells of several row blocks (an iterable of matrices), as
+    if they were one matrix: (total cells,) or None."""
+    sizes, whole, two, positive = [], 0, 0, 0
+    for x in blocks:
+        y = _dense(x).astype(np.float64)
+        if y.size == 0:
+            continue
+        if y.max() >= 30 or y.min() < 0:
+            return None
+        pos = y > 0
+        if not pos.any(axis=1).all():
+            return None
+        s = np.expm1(np.where(pos, y, np.inf).min(axis=1))
+        k = np.expm1(y[pos]) / np.broadcast_to(s[:, None], y.shape)[pos]
+        whole += int((np.abs(k - np.round(k)) <= LATTICE_TOLERANCE + 0.002 * k).sum())
+        two += int((np.round(k) >= 2).sum())
+        positive += k.size
+        sizes.append(s)
+    if not sizes or whole / positive < LATTICE_SHARE or two / positive < 0.05:
         return None
-    pos = y > 0
-    if not pos.any(axis=1).all():
-        return None
-    s = np.expm1(np.where(pos, y, np.inf).min(axis=1))
-    k = np.expm1(y[pos]) / np.broadcast_to(s[:, None], y.shape)[pos]
-    whole = np.abs(k - np.round(k)) <= LATTICE_TOLERANCE + 0.002 * k
-    if whole.mean() < LATTICE_SHARE or (np.round(k) >= 2).mean() < 0.05:
-        return None
-    return s
+    return np.concatenate(sizes)
 
 
 def _dense(x) -> np.ndarray:
@@ -92,24 +105,47 @@ class Preprocessor:
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, x) -> "Preprocessor":
         """Choose the transform (if auto) and fit per-gene scaling on training cells x (n, genes)."""
+        return self.fit_chunks(lambda: [x])
+
+    def fit_chunks(self, blocks) -> "Preprocessor":
+        """fit() on cells given in row blocks: blocks() returns a fresh iterable of (n_i, genes)
+        matrices each time it is called (up to three passes: transform, lattice, gene scaling)."""
         if self.transform not in TRANSFORMS:
             raise BiovaeError(f"unknown transform {self.transform!r}", f"choose one of {', '.join(TRANSFORMS)}")
         if self.counts:
             self.transform = "none"
             return self
         if self.transform == "auto":
-            values = x.data if sp.issparse(x) else np.asarray(x)
-            integer = bool(np.all(np.abs(values - np.round(values)) < 1e-6))
-            self.transform = "normalize_log1p" if integer else "log1p" if values.max() > 30 else "none"
+            integer, top = True, -np.inf
+            for x in blocks():
+                values = x.data if sp.issparse(x) else np.asarray(x)
+                integer = integer and bool(np.all(np.abs(values - np.round(values)) < 1e-6))
+                top = max(top, float(values.max()) if values.size else 0.0)
+            self.transform = "normalize_log1p" if integer else "log1p" if top > 30 else "none"
             self.lattice = (self.transform == "none" and self.likelihood != "bernoulli"
-                            and lattice_size_factors(x) is not None)
-        y = self._forward(x)
+                            and lattice_size_factors_chunks(blocks()) is not None)
+        n, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
+        for x in blocks():  # per-gene moments, merged over blocks (Chan et al.'s pairwise update)
+            y = self._forward(x)
+            if len(y) == 0:
+                continue
+            low, high = np.minimum(low, y.min(0)), np.maximum(high, y.max(0))
+            mb = y.mean(0)
+            m2b = ((y - mb) ** 2).sum(0)
+            if n == 0:
+                n, mean, m2 = len(y), mb, m2b
+            else:
+                delta, total = mb - mean, n + len(y)
+                mean = mean + delta * len(y) / total
+                m2 = m2 + m2b + delta ** 2 * n * len(y) / total
+                n = total
+        std = np.sqrt(m2 / n)
         if self.likelihood == "bernoulli":
-            self.center, self.scale = y.min(0), np.maximum(y.max(0) - y.min(0), 1e-6)
+            self.center, self.scale = low, np.maximum(high - low, 1e-6)
         elif self.likelihood in HURDLES:  # scale only, so that zeros stay exact zeros
-            self.center, self.scale = np.zeros(y.shape[1]), np.maximum(y.std(0), 1e-3)
+            self.center, self.scale = np.zeros(len(std)), np.maximum(std, 1e-3)
         else:
-            self.center, self.scale = y.mean(0), np.maximum(y.std(0), 1e-3)
+            self.center, self.scale = mean, np.maximum(std, 1e-3)
         return self
 
     def _forward(self, x) -> np.ndarray:

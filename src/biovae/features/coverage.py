@@ -122,12 +122,13 @@ def coverage(seqs: Sequence[bytes], k: int = 15, bins: int = 16, width: int = 16
 class ReadFeatures:
     """Features of every record of one file, rows in file order.
 
-    ids: n record ids; lengths: int64 (n,) bases; composition: float32 (n, n_canonical(k));
+    ids: (n,) str record ids; lengths: int64 (n,) bases; composition: float32 (n, n_canonical(k));
     comp_kmers: int64 (n,) valid composition k-mers; coverage: float32 (n, bins);
     cov_kmers: int64 (n,) valid coverage k-mers; table_bytes: memory of the k-mer table.
+    The arrays are read-only memory maps of files in the folder given to file_features.
     """
 
-    ids: list[str]
+    ids: np.ndarray
     lengths: np.ndarray
     composition: np.ndarray
     comp_kmers: np.ndarray
@@ -144,33 +145,50 @@ def file_features(
     width: int = 16,
     threads: int = 1,
     chunk_bases: int = DEFAULT_CHUNK_BASES,
+    folder: str | Path | None = None,
 ) -> ReadFeatures:
     """Composition and coverage of every read of a FASTA/FASTQ file, in two streaming passes.
 
     Pass 1 reads chunks, computes composition and fills the k-mer table; pass 2 re-reads the
-    file for the histograms. Raises BiovaeError for bad input (see io.fastx) and when no read
-    has a valid coverage k-mer (all reads shorter than cov_k).
+    file for the histograms. Each chunk's rows go straight to files in `folder` (a temporary
+    folder when None, removed once mapped), so memory holds one chunk, the k-mer table and the
+    pages of the result that are being read: nothing per read. Raises BiovaeError for bad
+    input (see io.fastx) and when no read has a valid coverage k-mer (all reads shorter than cov_k).
     """
-    table = KmerTable.for_histogram(cov_k, bins, width)
-    ids: list[str] = []
-    lengths, comps, comp_n = [], [], []
-    for chunk in iter_chunks(path, chunk_bases=chunk_bases):
-        data, offsets = pack(chunk.seqs)
-        comp = composition_packed(data, offsets, k, threads)
-        table.add(data, offsets)
-        ids.extend(chunk.ids)
-        lengths.append(np.diff(offsets))
-        comps.append(comp.freqs)
-        comp_n.append(comp.n_kmers)
-    hists, cov_n = [], []
-    for chunk in iter_chunks(path, chunk_bases=chunk_bases, unique_ids=False):
-        cov = table.histograms(*pack(chunk.seqs), bins, width, threads)
-        hists.append(cov.hist)
-        cov_n.append(cov.n_kmers)
-    cov_kmers = np.concatenate(cov_n)
-    if not cov_kmers.any():
-        raise BiovaeError(f"{path}: no read has a valid {cov_k}-mer (all reads are shorter than {cov_k} bases or full of N)", "lower the coverage k or give longer reads")
-    return ReadFeatures(ids, np.concatenate(lengths), np.concatenate(comps), np.concatenate(comp_n), np.concatenate(hists), cov_kmers, table.nbytes)
+    import shutil
+    import tempfile
+
+    from biovae.features.kmers import n_canonical
+    from biovae.features.spool import IdSpool, Spool
+
+    own = folder is None
+    folder = Path(tempfile.mkdtemp(prefix="biovae-features-") if own else folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        table = KmerTable.for_histogram(cov_k, bins, width)
+        ids, lengths = IdSpool(folder / "ids.txt"), Spool(folder / "lengths.i64", np.int64)
+        comps, comp_n = Spool(folder / "composition.f32", np.float32, n_canonical(k)), Spool(folder / "comp_kmers.i64", np.int64)
+        for chunk in iter_chunks(path, chunk_bases=chunk_bases):
+            data, offsets = pack(chunk.seqs)
+            comp = composition_packed(data, offsets, k, threads)
+            table.add(data, offsets)
+            ids.append(chunk.ids)
+            lengths.append(np.diff(offsets))
+            comps.append(comp.freqs)
+            comp_n.append(comp.n_kmers)
+        hists, cov_n = Spool(folder / "coverage.f32", np.float32, bins), Spool(folder / "cov_kmers.i64", np.int64)
+        for chunk in iter_chunks(path, chunk_bases=chunk_bases, unique_ids=False):
+            cov = table.histograms(*pack(chunk.seqs), bins, width, threads)
+            hists.append(cov.hist)
+            cov_n.append(cov.n_kmers)
+        cov_kmers = cov_n.finish()
+        if not cov_kmers.any():
+            raise BiovaeError(f"{path}: no read has a valid {cov_k}-mer (all reads are shorter than {cov_k} bases or full of N)", "lower the coverage k or give longer reads")
+        return ReadFeatures(ids.finish(), lengths.finish(), comps.finish(), comp_n.finish(), hists.finish(),
+                            cov_kmers, table.nbytes)
+    finally:
+        if own:  # the maps stay valid after their files are unlinked
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_bins(bins: int, width: int) -> None:

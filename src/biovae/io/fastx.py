@@ -80,14 +80,14 @@ def iter_chunks(
 
     A chunk closes when it holds `chunk_records` records or `chunk_bases` bases, whichever
     comes first, so memory stays bounded whatever the read lengths. With `unique_ids` a
-    repeated id anywhere in the file is an error (the set of seen ids is the only state kept
-    across chunks: about 100 bytes per record). Errors are raised when the bad record is met,
+    repeated id anywhere in the file is an error (UniqueIds: the only state kept across chunks,
+    8 bytes per record). Errors are raised when the bad record is met,
     so a caller may already have consumed earlier chunks.
     """
     path = _check_path(path)
     if chunk_records < 1 or chunk_bases < 1:
         raise BiovaeError("chunk_records and chunk_bases must be at least 1")
-    seen: set[str] | None = set() if unique_ids else None
+    seen = UniqueIds(path) if unique_ids else None
     chunk = SeqChunk(first=0)
     n_bases = 0
     for rid, seq in _records(path, seen):
@@ -190,19 +190,59 @@ def _gzip_error(path: Path, where: str, exc: Exception) -> BiovaeError:
     return BiovaeError(f"{path}: gzip data is truncated or corrupt (failed while reading {where}: {exc})", "re-download or re-compress the file")
 
 
-def _records(path: Path, seen: set[str] | None) -> Iterator[tuple[str, bytes]]:
+def _records(path: Path, seen: "UniqueIds | None") -> Iterator[tuple[str, bytes]]:
     fmt = "fasta" if _first_content_line(path)[:1] == b">" else "fastq"
     parser = _fasta if fmt == "fasta" else _fastq
     where = _Where()
     try:
         for rid, seq, line_no in parser(_blocks(path), path, where):
             if seen is not None:
-                if rid in seen:
-                    raise BiovaeError(f"{path}: duplicate record id {rid!r} (again at line {line_no})", "every record needs a unique id (first word of the header)")
-                seen.add(rid)
+                seen.add(rid, line_no)
             yield rid, seq
+        if seen is not None:
+            seen.flush()
     except (EOFError, zlib.error) as exc:
         raise _gzip_error(path, f"line {where.line} (after record {where.last_id!r})", exc) from None
+
+
+class UniqueIds:
+    """Duplicate-id check in bounded memory: 8 bytes per record seen.
+
+    The ids of the current batch (at most `batch`) are kept as a dict; ids of earlier batches
+    only as a sorted array of their 64-bit hashes, so a million reads cost 8 MB rather than a
+    set of a million strings (~100 MB). A repeat inside the batch is reported at once; one of an
+    earlier batch when the batch is flushed (a hash collision of two different ids, about
+    n^2 / 2^65 - 3e-8 at 10^6 reads - would be reported as a repeat).
+    """
+
+    def __init__(self, path: Path, batch: int = 65_536):
+        self.path, self.batch = path, batch
+        self.current: dict[str, int] = {}
+        self.done = np.zeros(0, dtype=np.int64)
+
+    def add(self, rid: str, line_no: int) -> None:
+        if rid in self.current:
+            self._duplicate(rid, line_no)
+        self.current[rid] = line_no
+        if len(self.current) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.current:
+            return
+        hashes = np.fromiter((hash(r) for r in self.current), dtype=np.int64, count=len(self.current))
+        if self.done.size:
+            pos = np.minimum(np.searchsorted(self.done, hashes), self.done.size - 1)
+            hit = np.flatnonzero(self.done[pos] == hashes)
+            if hit.size:
+                rid = list(self.current)[hit[0]]
+                self._duplicate(rid, self.current[rid])
+        self.done = np.sort(np.concatenate([self.done, hashes]), kind="stable")
+        self.current = {}
+
+    def _duplicate(self, rid: str, line_no: int):
+        raise BiovaeError(f"{self.path}: duplicate record id {rid!r} (again at line {line_no})",
+                          "every record needs a unique id (first word of the header)")
 
 
 class _Where:
