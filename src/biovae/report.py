@@ -32,7 +32,7 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555} .muted{color:#777;font-size:.85em}
 .grid{display:flex;flex-wrap:wrap;gap:0 1.5em;align-items:flex-start}
-caption{text-align:left;font-weight:600;padding:2px 0}
+caption{text-align:left;font-weight:600;padding:2px 0} .wide{overflow-x:auto}
 """
 _IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 _MAX_ROWS = 40  # rows shown per table; the rest stay in the JSON summary
@@ -78,7 +78,8 @@ def render_report(title: str, *, lead: str = "", summary: Mapping | None = None,
     if summary:
         body += ["<h2>Summary</h2>", _kv_table(summary)]
     for heading, frame in (tables or {}).items():
-        body += [f"<h2>{_e(heading)}</h2>", frame.to_html(border=0, float_format=lambda v: f"{v:.4g}")]
+        body += [f"<h2>{_e(heading)}</h2>",
+                 '<div class="wide">' + frame.to_html(border=0, float_format=lambda v: f"{v:.4g}") + "</div>"]
     if parameters:
         body += ["<h2>Parameters</h2>", _kv_table(parameters)]
     outs = [str(o) for o in outputs]

@@ -6,8 +6,9 @@ import argparse
 import os
 
 
-def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True) -> None:
-    """--seed and --threads for every command; --device where something is trained."""
+def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True, distributed: bool = False) -> None:
+    """--seed and --threads for every command; --device where something is trained; --devices,
+    --strategy, --num-nodes and --precision where training can span processes (Fabric)."""
     g = p.add_argument_group("runtime")
     g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same CPU, same result")
     g.add_argument("--threads", type=int, default=0,
@@ -15,6 +16,14 @@ def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True) -> N
     if device:
         g.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
                        help="where to train (auto picks a GPU when one is visible)")
+    if distributed:
+        g.add_argument("--devices", default="1",
+                       help="processes (one per GPU, or CPU processes) to train with: a number, or 'auto'")
+        g.add_argument("--strategy", default="auto", choices=["auto", "ddp", "ddp_spawn"],
+                       help="ddp: data-parallel over --devices (gradients averaged over the global batch)")
+        g.add_argument("--num-nodes", type=int, default=1, help="machines, each launched with torchrun")
+        g.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed", "16-mixed"],
+                       help="mixed precision on a GPU")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -30,8 +39,25 @@ def apply_runtime(args: argparse.Namespace) -> None:
 
 
 def summary_line(command: str, text: str) -> None:
-    """The last line every command prints."""
-    print(f"biovae {command}: {text}", flush=True)
+    """The last line every command prints (by rank 0 alone in a distributed run)."""
+    from biovae.io.atomic import is_main_process
+
+    if is_main_process():
+        print(f"biovae {command}: {text}", flush=True)
+
+
+def distributed_options(args: argparse.Namespace) -> dict:
+    """TrainConfig fields of --devices/--strategy/--num-nodes/--precision."""
+    devices = args.devices if args.devices == "auto" else _positive_int(args.devices, "--devices")
+    return {"devices": devices, "strategy": args.strategy, "num_nodes": args.num_nodes, "precision": args.precision}
+
+
+def _positive_int(text: str, flag: str) -> int:
+    from biovae.errors import BiovaeError
+
+    if not text.isdigit() or int(text) < 1:
+        raise BiovaeError(f"{flag} {text!r} is not a positive number", f"give e.g. {flag} 2, or {flag} auto")
+    return int(text)
 
 
 def run_parameters(args: argparse.Namespace) -> dict:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biovae.cli.common import add_runtime_options, run_parameters, summary_line
+from biovae.cli.common import add_runtime_options, distributed_options, run_parameters, summary_line
 from biovae.errors import BiovaeError
-from biovae.io.atomic import output_lock, write_json
+from biovae.io.atomic import is_main_process, output_lock, write_json
 from biovae.report import render_report, report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT.partial/checkpoint of a stopped fit")
     p.add_argument("--backed", action="store_true",
                    help="read the .h5ad in row chunks and never hold the whole matrix (data larger than memory)")
-    add_runtime_options(p)
+    add_runtime_options(p, distributed=True)
     p.set_defaults(handler=_fit)
 
     g = sub.add_parser("generate", help="generate cells from a fitted model", formatter_class=_FMT)
@@ -99,7 +99,7 @@ def _fit(args) -> None:
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        validation_split=args.validation_split, seed=args.seed, device=args.device,
                        progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume,
-                       backed=args.backed)
+                       backed=args.backed, **distributed_options(args))
         h = model.vae.history
         summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
                    "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
@@ -109,7 +109,8 @@ def _fit(args) -> None:
         page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
                              tables=_label_table(model, adata, args.labels))
         model.save(out, summary=summary, extras={"report.html": page})
-        shutil.rmtree(work, ignore_errors=True)
+        if is_main_process():  # other ranks of a distributed fit leave rank 0's files alone
+            shutil.rmtree(work, ignore_errors=True)
     summary_line("fit", f"{lead}; model in {out}")
 
 

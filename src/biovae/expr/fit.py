@@ -43,7 +43,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         beta: float = 1.0, dropout: float = 0.1, norm: str = "batch", epochs: int = 300, batch_size: int = 128,
         lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
         seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
-        resume: bool = False, backed: bool = False) -> ExpressionModel:
+        resume: bool = False, backed: bool = False, **distributed) -> ExpressionModel:
     """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
@@ -62,7 +62,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
       never hold the dense matrix: each epoch reads the file once; the same model quality as in
       memory, with batches shuffled within windows of chunks rather than over all cells.
     The remaining options are the engine's (see biovae.engine.config); epochs is a maximum,
-    early stopping on the validation loss ends sooner.
+    early stopping on the validation loss ends sooner. `devices`, `strategy`, `num_nodes` and
+    `precision` go to the trainer (e.g. devices=2, strategy="ddp": data-parallel processes).
     """
     source = open_backed(data, layer) if backed else None
     try:
@@ -77,7 +78,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         cond = {"label": lab} if lab is not None else None
         vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
                 patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,
-                checkpoint_dir=checkpoint_dir, resume=resume)
+                checkpoint_dir=checkpoint_dir, resume=resume, **_distributed(distributed))
         samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected)
     finally:
         if source is not None and source is not data:
@@ -118,3 +119,11 @@ def _backed_input(src: BackedExpression, labels, likelihood, transform):
     y = ChunkedRows(src.rows, src.shape, src.chunk_rows, transform=pre.transform_data)
     return (y, src.genes, lab, pre, np.concatenate(library), sizes,
             np.concatenate(detected) if pre.lattice else None)
+
+
+def _distributed(options: dict) -> dict:
+    """devices / strategy / num_nodes / precision for the trainer (Lightning Fabric); nothing else."""
+    unknown = set(options) - {"devices", "strategy", "num_nodes", "precision"}
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    return options

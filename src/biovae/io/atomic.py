@@ -45,8 +45,14 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`.
 
     If writing fails for lack of space or any OS error on the output, raises BiovaeError and
-    removes the temporary file; `path` keeps its previous content (or stays absent).
+    removes the temporary file; `path` keeps its previous content (or stays absent). On a
+    non-zero rank of a distributed run the file goes to a scratch folder and is dropped: only
+    rank 0 writes outputs.
     """
+    if not is_main_process():
+        with _scratch() as folder:
+            yield folder / Path(path).name
+        return
     path = Path(path)
     if path.is_dir():
         raise BiovaeError(f"{path} is a folder, expected a file path", "choose another output name")
@@ -75,8 +81,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     An existing folder at `path` is swapped out only after the new one is complete, so an
     interrupted or failed run (disk full: BiovaeError) leaves the old results (or nothing) in
-    place and no temporary folder behind.
+    place and no temporary folder behind. On a non-zero rank of a distributed run the folder is
+    scratch, dropped afterwards: only rank 0 writes outputs.
     """
+    if not is_main_process():
+        with _scratch() as folder:
+            yield folder
+        return
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BiovaeError(f"output {path} exists and is a file", "give a folder path for the output")
@@ -105,6 +116,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if converted is not None:
             raise converted from None
         raise
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="biovae-rank-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
