@@ -200,8 +200,9 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
             np.savez_compressed(fh, ids=ids_valid, mean=mean, logvar=logvar)
         vae.metadata = {"kind": "binning", "block2": f.block2, "settings": s.to_dict()}
         vae.save(tmp / "model")
-        _plot(tmp / "latent_umap.png", mean, np.asarray(bin_names(labels[f.valid]), dtype=object),
-              _truth_labels(truth_table, ids_valid), s.seed)
+        if s.plot != "none":
+            _plot(tmp / "latent_umap.png", mean, np.asarray(bin_names(labels[f.valid]), dtype=object),
+                  _truth_labels(truth_table, ids_valid), s.seed, s.plot)
         if write_fasta:
             from biovae.io.fastx import read_fastx
 
@@ -227,7 +228,9 @@ def _report(folder: Path, summary: dict, history: list[dict]) -> None:
             + (f"; F1 {ev['f1_sample']:.3f}, ARI {ev['ari']:.3f} against the truth" if ev else ""))
     shown = {k: v for k, v in summary.items() if k not in ("settings", "bin_sizes", "outputs")}
     write_report(folder / "report.html", "biovae bin", lead=lead, summary=shown, history=history,
-                 images=[("latent space (UMAP of the VAE means), by bin and by truth", folder / "latent_umap.png")],
+                 images=[] if summary["settings"]["plot"] == "none" else
+                 [(f"latent space ({summary['settings']['plot'].upper()} of the VAE means), by bin and by truth",
+                   folder / "latent_umap.png")],
                  tables={"Bins": sizes}, parameters=summary["settings"], outputs=summary["outputs"], base=folder)
 
 
@@ -238,7 +241,7 @@ def _truth_labels(truth_table, ids):
     return np.array([lookup.get(i, "unknown") for i in ids], dtype=object)
 
 
-def _plot(path: Path, mean, bins, truth, seed) -> None:
+def _plot(path: Path, mean, bins, truth, seed, method) -> None:
     from biovae.pl.latent import plot_latent
 
-    plot_latent(mean, bins, truth=truth, path=path, max_points=UMAP_POINTS, seed=seed)
+    plot_latent(mean, bins, truth=truth, path=path, max_points=UMAP_POINTS, seed=seed, method=method)

@@ -34,6 +34,7 @@ class BinSettings:
     min_samples: int | None = None
     fit_sample: int = 50_000
     assign_radius: float = 5.0  # leftovers join a bin within this many times its 99% kNN radius
+    plot: str = "umap"  # latent_umap.png drawn with umap, pca (fast) or not at all (none)
     cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
     # runtime
     seed: int = 1
@@ -54,6 +55,7 @@ class BinSettings:
         require(self.train_sample >= 100, f"--train-sample must be >= 100, got {self.train_sample}")
         require(self.train_threads >= 0, f"--train-threads must be >= 0, got {self.train_threads}")
         require(self.assign_radius > 0, f"--assign-radius must be > 0, got {self.assign_radius}")
+        require(self.plot in ("umap", "pca", "none"), f"--plot must be umap, pca or none, got {self.plot!r}")
         require(self.cluster_selection in ("leaf", "eom"),
                 f"--cluster-selection must be leaf or eom, got {self.cluster_selection!r}")
         return self

@@ -50,6 +50,8 @@ def register(sub) -> None:
     c.add_argument("--assign-radius", type=float, default=_D.assign_radius,
                    help="a leftover point joins its nearest bin when within this many times the bin's "
                    "99%% nearest-neighbour radius; farther ones stay unbinned")
+    p.add_argument("--plot", choices=["umap", "pca", "none"], default=_D.plot,
+                   help="latent_umap.png: UMAP of the latent space, PCA (fast, no numba compilation) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
     add_runtime_options(p)
@@ -74,7 +76,7 @@ def _bin(args) -> None:
                     train_sample=args.train_sample, train_threads=args.train_threads, min_cluster_size=args.min_cluster_size,
                     min_samples=args.min_samples, fit_sample=args.fit_sample,
                     cluster_selection=args.cluster_selection,
-                    assign_radius=args.assign_radius, seed=args.seed,
+                    assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
                     threads=args.threads, device=args.device, progress=not args.quiet)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -159,7 +160,8 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path | None]:
     Raises BiovaeError naming the lock, its owner (pid, host, start time) and what to do when
     another live run holds it. A lock whose owner process no longer exists on this host (or whose
     pid now belongs to another process) is stale and is taken over. The lock is removed on exit,
-    also when the body raises; a process killed with -9 leaves it, and the next run takes it over.
+    also when the body raises; a process killed with -9 leaves it, and the next run takes it over
+    and removes the temporary folder that run's atomic_dir left beside OUT.
     """
     if not is_main_process():
         yield None
@@ -186,11 +188,26 @@ def output_lock(out: str | os.PathLike) -> Iterator[Path | None]:
     else:
         raise BiovaeError(f"could not take the output lock {lock}: other runs keep taking it",
                           f"make sure only one run writes to {out}")
+    _remove_leftovers(Path(os.path.abspath(out)))
     try:
         yield lock
     finally:
         if _read_owner(lock) == mine:  # never remove a lock another run holds
             lock.unlink(missing_ok=True)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporary folders of OUT left by a run killed while writing: `.OUT.*.tmp` (a new result
+    not yet complete) is removed; `.OUT.old-PID` (the previous result, set aside for the swap) is
+    put back when OUT is missing, else removed. Only called under OUT's lock, so no live run is
+    writing them."""
+    for left in sorted(out.parent.glob(f".{glob.escape(out.name)}.*")):
+        if not left.is_dir():
+            continue
+        if ".old-" in left.name and not out.exists():
+            os.replace(left, out)
+        elif left.name.endswith(".tmp") or ".old-" in left.name:
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def _owner_record() -> dict:
