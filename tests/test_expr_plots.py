@@ -93,3 +93,23 @@ def test_heatmap_without_labels(cells):
     fig = heatmap(real, generated[:40], n_genes=10, max_rows=30)
     assert fig.axes[0].images[0].get_array().shape == (30, 10)
     assert fig.axes[1].images[0].get_array().shape == (30, 10)
+
+
+def test_cli_plot_aug_and_evaluate_generation_write_their_reports(cells, tmp_path, capsys):
+    from browser import check_report
+    from biovae.cli import main
+
+    real, generated = cells
+    real.write_h5ad(tmp_path / "real.h5ad")
+    generated.write_h5ad(tmp_path / "gen.h5ad")
+    png = tmp_path / "aug.png"
+    assert main(["plot-aug", str(tmp_path / "real.h5ad"), str(tmp_path / "gen.h5ad"), "--labels", KEY,
+                 "-o", str(png)]) == 0
+    check_report(tmp_path / "aug.png.report.html", tmp_path, images=1, text=["biovae plot-aug", "350 real"])
+    metrics = tmp_path / "m.json"
+    assert main(["evaluate-generation", str(tmp_path / "real.h5ad"), str(tmp_path / "gen.h5ad"), "--labels", KEY,
+                 "-o", str(metrics)]) == 0
+    # real cells against other real cells: the page shows the metrics and one row per label
+    check_report(tmp_path / "m.json.report.html", tmp_path, images=0,
+                 text=["biovae evaluate-generation", "RF-AUC", "Per label", "CD14+ Monocyte"])
+    assert capsys.readouterr().out.count("biovae ") >= 2

@@ -137,6 +137,8 @@ def test_cli_fit_generate_and_bad_inputs(tmp_path, capsys):
     gen = ad.read_h5ad(tmp_path / "g.h5ad")
     assert gen.n_obs == 7 and np.allclose(gen.X, np.round(gen.X))  # nb gives counts
     check_report(tmp_path / "g.h5ad.report.html", tmp_path, images=0, text=["biovae generate", "7 cells"])
+    assert main(["plot-model", str(tmp_path / "m"), "-o", str(tmp_path / "arch.png")]) == 0
+    check_report(tmp_path / "arch.png.report.html", tmp_path, images=1, text=["biovae plot-model"])
     capsys.readouterr()
 
     def fails(argv, message):
