@@ -60,7 +60,7 @@ def render_report(title: str, *, lead: str = "", summary: Mapping | None = None,
     lead: the command's one-line summary. summary / parameters: (nested) dicts of the run's
     figures and options, shown as tables. history: the engine's per-epoch records, drawn as
     training curves. images: plot paths (PNG/SVG embedded; other formats linked) or
-    (caption, path) pairs. tables: {heading: pandas DataFrame}. outputs: file names written
+    (caption, path) pairs. tables: {heading: pandas DataFrame or None (left out)}. outputs: file names written
     beside the report, linked. base: the report's folder, for relative links.
     """
     from biovae import __version__
@@ -78,6 +78,8 @@ def render_report(title: str, *, lead: str = "", summary: Mapping | None = None,
     if summary:
         body += ["<h2>Summary</h2>", _kv_table(summary)]
     for heading, frame in (tables or {}).items():
+        if frame is None:  # e.g. no per-label table without labels
+            continue
         body += [f"<h2>{_e(heading)}</h2>",
                  '<div class="wide">' + frame.to_html(border=0, float_format=lambda v: f"{v:.4g}") + "</div>"]
     if parameters:

@@ -78,7 +78,7 @@ def _load_cache(work: Path, stamp: str) -> Features | None:
 def _save_cache(folder: Path, work: Path, stamp: str, f: Features) -> Features:
     """Complete the features folder (arrays spooled there by the reads path stay where they
     are; others are written), add meta.json last, and move it into place as work/features.
-    Returns the features as memory maps of the cached files."""
+    Returns `f` (its memory maps stay valid: the folder is renamed, not copied)."""
     meta = {"stamp": stamp, "block2": f.block2, "arrays": {}}
     for name in _ARRAYS:
         arr = getattr(f, name)
@@ -96,9 +96,7 @@ def _save_cache(folder: Path, work: Path, stamp: str, f: Features) -> Features:
     if final.exists():
         shutil.rmtree(final)
     os.replace(folder, final)
-    cached = _load_cache(work, stamp)
-    assert cached is not None, "the features cache just written could not be read back"
-    return cached
+    return f
 
 
 def compute(path: Path, settings: BinSettings, work: Path, abundance: Path | None = None) -> tuple[Features, bool]:

@@ -216,6 +216,17 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
         _report(tmp, summary, vae.history)
 
 
+def headline(summary: dict) -> str:
+    """The run in one line (the CLI's summary line and the report's lead)."""
+    from biovae.evaluate.binning import f1_ari_text
+
+    text = (f"{summary['sequences']:,} sequences -> {summary['bins']} bins, {summary['unbinned']:,} unbinned; "
+            f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
+    if summary.get("evaluation"):
+        text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
+    return text
+
+
 def _report(folder: Path, summary: dict, history: list[dict]) -> None:
     """OUT/report.html: the summary, training curves, latent plot, bin sizes and settings."""
     import pandas as pd
@@ -223,11 +234,8 @@ def _report(folder: Path, summary: dict, history: list[dict]) -> None:
     from biovae.report import write_report
 
     sizes = pd.DataFrame(summary["bin_sizes"]).T.rename_axis("bin")
-    ev = (summary.get("evaluation") or {}).get("by_sequence") or {}
-    lead = (f"{summary['sequences']:,} sequences -> {summary['bins']} bins, {summary['unbinned']:,} unbinned"
-            + (f"; F1 {ev['f1_sample']:.3f}, ARI {ev['ari']:.3f} against the truth" if ev else ""))
     shown = {k: v for k, v in summary.items() if k not in ("settings", "bin_sizes", "outputs")}
-    write_report(folder / "report.html", "biovae bin", lead=lead, summary=shown, history=history,
+    write_report(folder / "report.html", "biovae bin", lead=headline(summary), summary=shown, history=history,
                  images=[] if summary["settings"]["plot"] == "none" else
                  [(f"latent space ({summary['settings']['plot'].upper()} of the VAE means), by bin and by truth",
                    folder / "latent_umap.png")],

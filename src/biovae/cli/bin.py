@@ -67,7 +67,7 @@ def register(sub) -> None:
 
 
 def _bin(args) -> None:
-    from biovae.bin.pipeline import run
+    from biovae.bin.pipeline import headline, run
 
     s = BinSettings(k=args.k, cov_k=args.cov_k, cov_bins=args.cov_bins, cov_width=args.cov_width,
                     min_length=args.min_length, latent_dim=args.latent_dim, hidden=args.hidden, beta=args.beta,
@@ -80,22 +80,11 @@ def _bin(args) -> None:
                     threads=args.threads, device=args.device, progress=not args.quiet)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume)
-    text = (f"{summary['sequences']} sequences -> {summary['bins']} bins, {summary['unbinned']} unbinned; "
-            f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
-    ev = summary.get("evaluation")
-    if ev:
-        text += f"; F1 {_fmt(ev, 'f1_sample')}, ARI {_fmt(ev, 'ari')}"
-    summary_line("bin", f"{text}; results in {args.out}")
-
-
-def _fmt(ev: dict, key: str) -> str:
-    """A per-sequence metric of an evaluation (F1 is AMBER's sample F1), as text."""
-    val = (ev.get("by_sequence") or {}).get(key)
-    return "n/a" if val is None else f"{val:.3f}"
+    summary_line("bin", f"{headline(summary)}; results in {args.out}")
 
 
 def _evaluate(args) -> None:
-    from biovae.evaluate.binning import evaluate_files
+    from biovae.evaluate.binning import evaluate_files, f1_ari_text
 
     import pandas as pd
 
@@ -103,7 +92,7 @@ def _evaluate(args) -> None:
 
     out = args.out or str(Path(args.bins).resolve().parent)
     result = evaluate_files(args.bins, args.truth, out_dir=out)
-    lead = f"F1 {_fmt(result, 'f1_sample')}, ARI {_fmt(result, 'ari')}"
+    lead = f1_ari_text(result)
     shown = {k: v for k, v in result.items() if k not in ("per_bin", "per_genome")}
     tables = {"Per bin": pd.read_csv(Path(out) / "per_bin.tsv", sep="\t", index_col=0)}
     write_report(report_path(Path(out) / "evaluation.json"), "biovae evaluate", lead=lead, summary=shown,

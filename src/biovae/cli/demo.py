@@ -92,15 +92,12 @@ def _expression(out: Path, args) -> dict:
 
 def _expression_report(out: Path, model, m: dict) -> None:
     """OUT/expression/report.html: training curves, the real-vs-generated plot, metrics per label."""
-    import pandas as pd
-
+    from biovae.evaluate.generation import per_label_table
     from biovae.report import write_report
 
-    per = pd.DataFrame({lab: {k: v for k, v in d.items() if isinstance(v, (int, float))}
-                        for lab, d in m["per_label"].items()}).T.rename_axis("label")
     write_report(out / "report.html", "biovae demo: generated PBMCs",
                  lead=f"RF-AUC {m['overall']['rf_auc']:.3f} against held-out real cells (0.5 = indistinguishable)",
-                 summary=m["overall"], history=model.vae.history, tables={"Per label": per},
+                 summary=m["overall"], history=model.vae.history, tables={"Per label": per_label_table(m)},
                  images=[("real vs generated cells (UMAP)", out / "augmented.png")],
                  outputs=["generated.h5ad", "generation_metrics.json", "model/"], base=out)
 

@@ -107,7 +107,7 @@ def _fit(args) -> None:
         lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
         page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
-                             tables=_label_table(model, adata, args.labels))
+                             tables={"Labels": _label_table(model, adata, args.labels)})
         model.save(out, summary=summary, extras={"report.html": page})
         if is_main_process():  # other ranks of a distributed fit leave rank 0's files alone
             shutil.rmtree(work, ignore_errors=True)
@@ -118,8 +118,7 @@ def _label_table(model, adata, key):
     """Cells per label of the training data, for the fit report."""
     if not model.labels or not isinstance(key, str) or key not in adata.obs:
         return None
-    counts = adata.obs[key].astype(str).value_counts().rename("training cells").to_frame()
-    return {"Labels": counts.rename_axis("label")}
+    return adata.obs[key].astype(str).value_counts().rename("training cells").to_frame().rename_axis("label")
 
 
 def _fit_input(args, read_expression):
@@ -196,7 +195,7 @@ def _plot_aug(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from biovae.evaluate.generation import evaluate_generation
+    from biovae.evaluate.generation import evaluate_generation, per_label_table
 
     real, gen = _read_pair(args)
     result = evaluate_generation(real, gen, label_key=args.labels, seed=args.seed)
@@ -205,17 +204,6 @@ def _evaluate(args) -> None:
     lead = (f"RF-AUC {o['rf_auc']:.3f} (0.5 = indistinguishable), MMD2 {o['mmd2']:.4f}, "
             f"mean corr {o['mean_corr']:.3f}")
     write_report(report_path(args.out), "biovae evaluate-generation", lead=lead, summary=o,
-                 tables=_per_label_table(result), parameters=run_parameters(args), outputs=[Path(args.out).name])
+                 tables={"Per label": per_label_table(result)}, parameters=run_parameters(args),
+                 outputs=[Path(args.out).name])
     summary_line("evaluate-generation", f"{lead}; written to {args.out}")
-
-
-def _per_label_table(result: dict):
-    """The realism metrics per label (rows) for the report, when labels were given."""
-    import pandas as pd
-
-    per = result.get("per_label")
-    if not isinstance(per, dict) or not per:
-        return None
-    frame = pd.DataFrame({lab: {k: v for k, v in m.items() if isinstance(v, (int, float))} for lab, m in per.items()
-                          if isinstance(m, dict)}).T
-    return {"Per label": frame.rename_axis("label")} if not frame.empty else None

@@ -45,14 +45,11 @@ def register(sub) -> None:
 
 def _fit_images(args) -> None:
     from biovae.images import run
+    from biovae.images.fit import headline
 
     s = run(args.image, args.mask, args.out, size=args.size, normalize=args.normalize, isolate=args.isolate,
             edge=args.edge, holdout=args.holdout, seed=args.seed, progress=not args.quiet,
             latent_dim=args.latent_dim, channels=tuple(args.channels), hidden=tuple(args.hidden),
             likelihood=args.likelihood, beta=args.beta, copies=args.copies, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, device=args.device)
-    q = s["quality"].get("held_out", s["quality"]["train"])
-    which = "held-out" if "held_out" in s["quality"] else "training"
-    summary_line("fit-images", f"{s['patches']} objects ({s['skipped']} skipped), {s['epochs_trained']} epochs in "
-                 f"{s['fit_seconds']:.0f} s; {which} SSIM {q['ssim']:.3f} (mean patch {q['baseline_ssim']:.3f}), "
-                 f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f}); model in {args.out}")
+    summary_line("fit-images", f"{headline(s)}; model in {args.out}")

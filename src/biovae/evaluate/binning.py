@@ -123,6 +123,13 @@ def evaluate_tables(bins: pd.DataFrame, truth: pd.DataFrame, source: str = "bins
     return result
 
 
+def f1_ari_text(result: dict) -> str:
+    """'F1 0.972, ARI 0.945': the per-sequence F1 (AMBER's sample F1) and ARI of a result, as text."""
+    ev = result.get("by_sequence") or {}
+    f1, ari = ("n/a" if ev.get(k) is None else f"{ev[k]:.3f}" for k in ("f1_sample", "ari"))
+    return f"F1 {f1}, ARI {ari}"
+
+
 def evaluate_files(bins_tsv, truth_tsv, out_dir=None) -> dict:
     """Evaluate bins.tsv (or a CAMI binning) against a truth TSV (or a CAMI gold standard).
 

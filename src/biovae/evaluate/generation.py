@@ -105,6 +105,14 @@ def evaluate_generation(
     return out
 
 
+def per_label_table(result: dict) -> pd.DataFrame | None:
+    """The numeric metrics of evaluate_generation's "per_label" as a table (one row per label),
+    or None without labels."""
+    per = {lab: {k: v for k, v in m.items() if isinstance(v, (int, float))}
+           for lab, m in (result.get("per_label") or {}).items() if isinstance(m, dict)}
+    return pd.DataFrame(per).T.rename_axis("label") if per else None
+
+
 def realism_metrics(R: np.ndarray, G: np.ndarray, seed: int = 0, n_trees: int = 100,
                     folds: int = 5, n_pcs: int = 10, n_top_genes: int = 100,
                     pca: PCA | None = None, labels_r=None, labels_g=None) -> dict:

@@ -19,7 +19,7 @@ from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
 from biovae.expr import samplers
 from biovae.expr.model import ExpressionModel
-from biovae.expr.preprocess import Preprocessor, lattice_size_factors, lattice_size_factors_chunks
+from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import BackedExpression, open_backed
 from biovae.io.expression import as_matrix, check_values, get_labels
 
@@ -43,7 +43,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         beta: float = 1.0, dropout: float = 0.1, norm: str = "batch", epochs: int = 300, batch_size: int = 128,
         lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
         seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
-        resume: bool = False, backed: bool = False, **distributed) -> ExpressionModel:
+        resume: bool = False, backed: bool = False, devices: int | str = 1, strategy: str = "auto",
+        num_nodes: int = 1, precision: str = "32-true") -> ExpressionModel:
     """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
@@ -78,7 +79,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         cond = {"label": lab} if lab is not None else None
         vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
                 patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,
-                checkpoint_dir=checkpoint_dir, resume=resume, **_distributed(distributed))
+                checkpoint_dir=checkpoint_dir, resume=resume, devices=devices, strategy=strategy,
+                num_nodes=num_nodes, precision=precision)
         samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected)
     finally:
         if source is not None and source is not data:
@@ -96,7 +98,7 @@ def _memory_input(data, labels, layer, likelihood, transform):
     pre = Preprocessor(likelihood, transform).fit(x)
     y = pre.transform_data(x)
     raw_library = np.asarray(x.sum(axis=1)).ravel()
-    sizes = lattice_size_factors(x) if pre.lattice else None
+    sizes = pre.fitted_sizes
     detected = np.asarray((x > 0).sum(axis=1)).ravel() if pre.lattice else None
     return y, genes, lab, pre, raw_library, sizes, detected
 
@@ -115,15 +117,7 @@ def _backed_input(src: BackedExpression, labels, likelihood, transform):
         return (x for _, x in src.chunks(step))
 
     pre = Preprocessor(likelihood, transform).fit_chunks(blocks)
-    sizes = lattice_size_factors_chunks(blocks()) if pre.lattice else None
+    sizes = pre.fitted_sizes
     y = ChunkedRows(src.rows, src.shape, src.chunk_rows, transform=pre.transform_data)
     return (y, src.genes, lab, pre, np.concatenate(library), sizes,
             np.concatenate(detected) if pre.lattice else None)
-
-
-def _distributed(options: dict) -> dict:
-    """devices / strategy / num_nodes / precision for the trainer (Lightning Fabric); nothing else."""
-    unknown = set(options) - {"devices", "strategy", "num_nodes", "precision"}
-    if unknown:
-        raise TypeError(f"fit() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    return options

@@ -89,7 +89,9 @@ def _dense(x) -> np.ndarray:
 
 @dataclass
 class Preprocessor:
-    """Fitted state. Arrays (per gene) are kept in `center`/`scale`; everything else is JSON."""
+    """Fitted state. Arrays (per gene) are kept in `center`/`scale`; everything else is JSON.
+    After fit, `fitted_sizes` holds the training cells' lattice size factors when `lattice`
+    (else None); it is not saved with the model."""
 
     likelihood: str
     transform: str = "auto"
@@ -107,11 +109,14 @@ class Preprocessor:
         """Choose the transform (if auto) and fit per-gene scaling on training cells x (n, genes)."""
         return self.fit_chunks(lambda: [x])
 
+    fitted_sizes = None  # class default: not a dataclass field, so never written to JSON
+
     def fit_chunks(self, blocks) -> "Preprocessor":
         """fit() on cells given in row blocks: blocks() returns a fresh iterable of (n_i, genes)
         matrices each time it is called (up to three passes: transform, lattice, gene scaling)."""
         if self.transform not in TRANSFORMS:
             raise BiovaeError(f"unknown transform {self.transform!r}", f"choose one of {', '.join(TRANSFORMS)}")
+        self.fitted_sizes = None
         if self.counts:
             self.transform = "none"
             return self
@@ -122,8 +127,9 @@ class Preprocessor:
                 integer = integer and bool(np.all(np.abs(values - np.round(values)) < 1e-6))
                 top = max(top, float(values.max()) if values.size else 0.0)
             self.transform = "normalize_log1p" if integer else "log1p" if top > 30 else "none"
-            self.lattice = (self.transform == "none" and self.likelihood != "bernoulli"
-                            and lattice_size_factors_chunks(blocks()) is not None)
+            if self.transform == "none" and self.likelihood != "bernoulli":
+                self.fitted_sizes = lattice_size_factors_chunks(blocks())
+            self.lattice = self.fitted_sizes is not None
         n, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
         for x in blocks():  # per-gene moments, merged over blocks (Chan et al.'s pairwise update)
             y = self._forward(x)

@@ -144,20 +144,25 @@ def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, 
     return summary
 
 
+def headline(summary: dict) -> str:
+    """The run in one line (the CLI's summary line and the report's lead)."""
+    q = summary["quality"].get("held_out", summary["quality"]["train"])
+    which = "held-out" if "held_out" in summary["quality"] else "training"
+    return (f"{summary['patches']} objects ({summary['skipped']} skipped), {summary['epochs_trained']} epochs in "
+            f"{summary['fit_seconds']:.0f} s; {which} SSIM {q['ssim']:.3f} (mean patch {q['baseline_ssim']:.3f}), "
+            f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f})")
+
+
 def _report(folder: Path, summary: dict, history: list[dict]) -> None:
     """MODEL/report.html: quality figures, training curves and the four image grids."""
     from biovae.report import write_report
 
-    q = summary["quality"].get("held_out", summary["quality"]["train"])
-    which = "held-out" if "held_out" in summary["quality"] else "training"
-    lead = (f"{summary['patches']} objects ({summary['skipped']} skipped), {summary['epochs_trained']} epochs in "
-            f"{summary['fit_seconds']:.0f} s; {which} SSIM {q['ssim']:.3f} (mean patch {q['baseline_ssim']:.3f})")
     captions = {"reconstructions": "objects (top) and their reconstructions (bottom)",
                 "interpolation": "decoded path from the smallest to the largest object",
                 "traversal": "latent traversal of the most used dimensions",
                 "anomalies": "least typical objects (highest reconstruction error)"}
     shown = {k: v for k, v in summary.items() if k not in ("model", "patch", "files", "skipped_objects")}
-    write_report(folder / "report.html", "biovae fit-images", lead=lead, summary=shown, history=history,
+    write_report(folder / "report.html", "biovae fit-images", lead=headline(summary), summary=shown, history=history,
                  images=[(captions[k], folder / FILES[k]) for k in captions],
                  parameters={"patch": summary["patch"], "model": summary["model"], "seed": summary["seed"]},
                  outputs=sorted([*FILES.values(), "summary.json"]), base=folder)
