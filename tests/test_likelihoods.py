@@ -81,6 +81,47 @@ def test_poisson_nb_zinb_match_scipy_with_library():
     assert np.allclose(got, want, atol=1e-6)
 
 
+def test_nb_gradients_match_torch_negative_binomial():
+    """The per-feature form (biovae.engine.likelihoods.NegBinomial) gives torch's values and
+    gradients, for the decoder output and for the dispersion, at large and zero counts."""
+    raw, lib = _params()
+    raw = raw.clone().requires_grad_(True)
+    x = torch.tensor(rng.poisson(50, size=raw.shape), dtype=torch.float64)
+    x[1] = 0
+    nb = likelihoods.get("nb")(5).double()
+    with torch.no_grad():
+        nb.log_theta.copy_(torch.tensor(rng.normal(size=5)))
+    ours = nb.log_prob(x, raw, lib).sum()
+    mu = lib * torch.softmax(raw, -1)
+    theta = torch.exp(nb.log_theta).expand_as(mu)
+    ref = torch.distributions.NegativeBinomial(theta, logits=torch.log(mu) - torch.log(theta)).log_prob(x).sum()
+    assert torch.allclose(ours, ref, rtol=1e-7)
+    for a, b in zip(torch.autograd.grad(ours, [raw, nb.log_theta]), torch.autograd.grad(ref, [raw, nb.log_theta])):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_zinb_gradients_match_the_direct_mixture_formula():
+    """The softplus form of the zero-inflated density has the gradients of log(pi + (1 - pi) p0)
+    at zeros and log(1 - pi) + log p(x) elsewhere, written out with torch's NegativeBinomial."""
+    raw, lib = _params()
+    x = torch.tensor(rng.poisson(2, size=raw.shape), dtype=torch.float64)
+    x[0] = 0
+    zinb = likelihoods.get("zinb")(5).double()
+    with torch.no_grad():
+        zinb.log_theta.copy_(torch.tensor(rng.normal(size=5)))
+    out = torch.cat([raw, torch.tensor(rng.normal(scale=2.0, size=raw.shape))], dim=1).requires_grad_(True)
+    ours = zinb.log_prob(x, out, lib).sum()
+    mean_raw, zl = out[:, :5], out[:, 5:]
+    mu = lib * torch.softmax(mean_raw, -1)
+    theta = torch.exp(zinb.log_theta).expand_as(mu)
+    base = torch.distributions.NegativeBinomial(theta, logits=torch.log(mu) - torch.log(theta)).log_prob(x)
+    log_pi, log_keep = torch.nn.functional.logsigmoid(zl), torch.nn.functional.logsigmoid(-zl)
+    ref = torch.where(x == 0, torch.logaddexp(log_pi, log_keep + base), log_keep + base).sum()
+    assert torch.allclose(ours, ref, rtol=1e-7)
+    for a, b in zip(torch.autograd.grad(ours, [out, zinb.log_theta]), torch.autograd.grad(ref, [out, zinb.log_theta])):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("name", ["nb", "zinb"])
 def test_count_samples_have_the_right_mean_and_variance(name):
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, NegativeBinomial, Normal, Poisson
+from torch.distributions import Bernoulli, Distribution, Gamma, Normal, Poisson
 
 from biovae.errors import BiovaeError
 
@@ -150,11 +150,52 @@ class PoissonLikelihood(Likelihood):
         return Poisson(_count_mean(raw, library).clamp(min=1e-8), validate_args=False)
 
 
+class NegBinomial(Distribution):
+    """Negative binomial with mean mu (batch, features) and inverse dispersion theta = exp(log_theta)
+    (features,): Var = mu + mu^2 / theta.
+
+    log p(x) = theta log(theta / (theta + mu)) + x log(mu / (theta + mu))
+               + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)
+    written with theta kept per feature (lgamma(theta) is computed once per feature, not per
+    element, as torch.distributions.NegativeBinomial does after broadcasting) and log(theta + mu)
+    taken directly. Same values and gradients as that class (tested). Forward + backward on
+    128 x 765 counts, one thread: 1.7x faster for nb, 1.5x for zinb with ZeroInflated's softplus
+    form (benchmarks/likelihood_speed.py, both ways in one run).
+    """
+
+    arg_constraints: dict = {}
+
+    def __init__(self, mu: torch.Tensor, log_theta: torch.Tensor):
+        self.mu, self.log_theta = mu, log_theta
+        super().__init__(batch_shape=mu.shape, validate_args=False)
+
+    @property
+    def mean(self):
+        return self.mu
+
+    @property
+    def variance(self):
+        return self.mu + self.mu**2 / torch.exp(self.log_theta)
+
+    def log_prob(self, x):
+        theta = torch.exp(self.log_theta)
+        log_mu = torch.log(self.mu + 1e-8)
+        log_sum = torch.log(theta + self.mu)  # theta > 0: no floor needed; cheaper than logaddexp
+        return (theta * (self.log_theta - log_sum) + x * (log_mu - log_sum)
+                + torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0))
+
+    def sample(self, sample_shape=torch.Size()):
+        """Gamma-Poisson draws: lambda ~ Gamma(theta, theta / mu), x ~ Poisson(lambda)."""
+        with torch.no_grad():
+            theta = torch.exp(self.log_theta).expand_as(self.mu)
+            rate = Gamma(theta, theta / self.mu.clamp(min=1e-8)).sample(sample_shape)
+            return torch.poisson(rate)
+
+
 @register("nb")
 class NB(Likelihood):
     """Negative binomial with mean mu and per-feature inverse dispersion theta:
-    Var = mu + mu^2 / theta. torch's NegativeBinomial(total_count=theta, logits=log mu - log theta)
-    is exactly this parameterisation."""
+    Var = mu + mu^2 / theta (see NegBinomial)."""
 
     uses_library = True
     counts = True
@@ -163,10 +204,8 @@ class NB(Likelihood):
         super().__init__(n_features)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
-    def _nb(self, mu: torch.Tensor) -> NegativeBinomial:
-        theta = torch.exp(self.log_theta).expand_as(mu)
-        logits = torch.log(mu + 1e-8) - torch.log(theta)
-        return NegativeBinomial(total_count=theta, logits=logits, validate_args=False)
+    def _nb(self, mu: torch.Tensor) -> NegBinomial:
+        return NegBinomial(mu, self.log_theta)
 
     def distribution(self, raw, library=None):
         return self._nb(_count_mean(raw, library))
@@ -193,11 +232,13 @@ class ZeroInflated(Distribution):
         return keep * (v + m**2) - (keep * m) ** 2
 
     def log_prob(self, x):
-        log_pi = nn.functional.logsigmoid(self.zero_logits)
-        log_keep = nn.functional.logsigmoid(-self.zero_logits)
+        # log(1 - pi) + log base(x), plus at x = 0: log(pi + (1 - pi) base(0)) - log((1 - pi) base(0))
+        # = softplus(l - log base(0)), since pi / (1 - pi) = exp(l). One softplus, no logaddexp:
+        # its backward (two where passes) was a fifth of a ZINB step.
+        log_keep = -nn.functional.softplus(self.zero_logits)
         base = self.base.log_prob(x)
-        at_zero = torch.logaddexp(log_pi, log_keep + base)
-        return torch.where(x < 0.5, at_zero, log_keep + base)
+        extra = nn.functional.softplus(self.zero_logits - base)
+        return log_keep + base + torch.where(x < 0.5, extra, torch.zeros((), dtype=extra.dtype))
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
