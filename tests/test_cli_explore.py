@@ -55,6 +55,14 @@ def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
     assert table.shape == (700, len(SCORES)) and list(table.columns) == list(SCORES)
     assert json.loads((tmp_path / "scores.tsv.summary.json").read_text())["cells"] == 700
     check_report(tmp_path / "scores.tsv.report.html", tmp_path, images=1, text=["biovae anomaly", "Highest-scoring"])
+    backed = tmp_path / "backed.tsv"
+    code, text, _ = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "-o", backed, "--backed",
+                         "--reference", files / "cells.h5ad")
+    assert code == 0 and "700 cells scored" in text
+    same = pd.read_csv(backed, sep="\t", index_col=0)
+    assert list(same.index) == list(table.index)
+    assert np.allclose(same.drop(columns=["mahalanobis", "latent_knn"]), table.drop(columns=["mahalanobis", "latent_knn"]),
+                       rtol=1e-4, atol=1e-5)
 
 
 def test_traversal_of_expression_and_image_models(files, tmp_path, capsys):

@@ -44,6 +44,8 @@ def register(sub) -> None:
     a.add_argument("--reference", help="the training cells, to define the latent distribution "
                    "(default: the training latents stored in the model)")
     a.add_argument("--samples", type=int, default=1, help="posterior draws for the reconstruction likelihood")
+    a.add_argument("--backed", action="store_true",
+                   help="read DATA (and --reference) .h5ad in row chunks instead of whole, for data larger than memory")
     add_runtime_options(a, device=False)
     a.set_defaults(handler=_anomaly)
 
@@ -115,10 +117,18 @@ def _anomaly(args) -> None:
     if out.suffix.lower() not in (".tsv", ".csv"):
         raise BiovaeError(f"cannot tell the table format of {out}", "name the output .tsv or .csv")
     model = _expression_model(args.model)
-    data = _read(args.data, args.layer)
-    reference = _read(args.reference, args.layer) if args.reference else None
-    scores = anomaly_scores(model, data, labels=args.labels, reference=reference, n_samples=args.samples,
-                            seed=args.seed)
+    read = _read
+    if args.backed:
+        from biovae.io.backed import open_backed as read
+    data = read(args.data, args.layer)
+    reference = read(args.reference, args.layer) if args.reference else None
+    try:
+        scores = anomaly_scores(model, data, labels=args.labels, reference=reference, n_samples=args.samples,
+                                seed=args.seed)
+    finally:
+        for opened in (data, reference) if args.backed else ():
+            if opened is not None:
+                opened.close()
     with atomic_file(out) as tmp:
         scores.to_csv(tmp, sep="\t" if out.suffix.lower() == ".tsv" else ",", float_format="%.6g")
     top = scores["neg_elbo"].sort_values(ascending=False).head(5)

@@ -234,9 +234,9 @@ class VAE:
         x = data.check_matrix(x, self.config)
         codes = self.codes(conditions, x.shape[0])
         self.module.eval()
-        rec, kls = [], []
+        rec, kls, mses = [], [], []
         gen = torch.Generator().manual_seed(seed)
-        for a, xb in self._rows(x):
+        for a, xb in self._rows(x):  # row blocks: memory stays bounded, also for a ChunkedRows
             cb = None if codes is None else torch.as_tensor(codes[a:a + xb.shape[0]])
             m, lv = self.module.inference(xb, cb)
             libs = self.module.libraries(xb)
@@ -244,10 +244,11 @@ class VAE:
                     for _ in range(n_samples)) / n_samples
             rec.append(r.numpy())
             kls.append((0.5 * (m.pow(2) + lv.exp() - 1 - lv).sum(-1)).numpy())
+            dists = self.module.distributions(self.module.generative(m, cb), libs)  # as reconstruct()
+            mean = torch.cat([dists[name].mean for name, *_ in self.module.bounds], dim=1)
+            mses.append((mean - xb).pow(2).mean(1).numpy())
         recon, kl = np.concatenate(rec), np.concatenate(kls)
-        dense = x.toarray() if sp.issparse(x) else np.asarray(x)
-        mse = ((self.reconstruct(x, conditions) - dense) ** 2).mean(axis=1)
-        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": mse}
+        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": np.concatenate(mses)}
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:

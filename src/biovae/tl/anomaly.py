@@ -18,6 +18,9 @@ stored, else (expression models) from the encoded training cells the samplers st
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -29,8 +32,44 @@ REFERENCE_CELLS = 5000  # latents kept for the k-nearest-neighbour score (seeded
 _STATE = "anomaly.latents"
 
 
+def _is_backed(data) -> bool:
+    from biovae.io.backed import BackedExpression
+
+    return isinstance(data, BackedExpression) or (isinstance(data, ad.AnnData) and data.isbacked)
+
+
+def _backed_input(expr, data, labels, layer, source):
+    """The cells of an .h5ad opened for reading by rows (AnnData with backed="r" or a
+    BackedExpression) as a ChunkedRows of model input, their conditions and names; the open
+    file is closed by the caller (returned last)."""
+    from biovae.io.backed import open_backed
+    from biovae.io.expression import get_labels
+
+    opened = open_backed(data, layer)
+    cond = None
+    if expr.conditional:
+        key = labels if labels is not None else expr.label_key
+        cond = {"label": get_labels(ad.AnnData(obs=opened.obs), key)}
+    return expr._chunked(opened, source), cond, [str(c) for c in opened.cells], opened
+
+
+@contextmanager
 def _input(model, data, labels, layer, source):
-    """Model-scale matrix (n, features), its conditions and sample names."""
+    """Model-scale matrix (n, features) (a ChunkedRows read by rows for backed data), its
+    conditions and sample names; a file opened here is closed on leaving."""
+    vae, expr = model_parts(model)
+    if expr is not None and _is_backed(data):
+        x, cond, names, opened = _backed_input(expr, data, labels, layer, source)
+        try:
+            yield x, cond, names
+        finally:
+            if opened is not data:
+                opened.close()
+        return
+    yield _dense_input(model, data, labels, layer, source)
+
+
+def _dense_input(model, data, labels, layer, source):
     vae, expr = model_parts(model)
     if expr is not None:
         x, cond = expression_input(expr, data, layer, labels, source)
@@ -60,8 +99,8 @@ def fit_reference(model, data, *, labels=None, layer=None, seed: int = 0) -> np.
 
 def _encode_reference(model, data, labels, layer, seed) -> np.ndarray:
     vae, _ = model_parts(model)
-    x, cond, _ = _input(model, data, labels, layer, "the reference data")
-    mean, _ = vae.encode(x, cond)
+    with _input(model, data, labels, layer, "the reference data") as (x, cond, _):
+        mean, _ = vae.encode(x, cond)
     if len(mean) > REFERENCE_CELLS:
         mean = mean[np.sort(np.random.default_rng(seed).choice(len(mean), REFERENCE_CELLS, replace=False))]
     return mean.astype(np.float32)
@@ -110,7 +149,9 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
                    k: int = 10, seed: int = 0) -> pd.DataFrame:
     """Anomaly scores of each sample of `data`: a DataFrame (samples x SCORES), index = names.
 
-    model: ExpressionModel (data: AnnData/DataFrame/matrix over its genes, on the input scale)
+    model: ExpressionModel (data: AnnData/DataFrame/matrix over its genes, on the input scale;
+      an AnnData opened with backed="r" or a biovae.io.backed.BackedExpression is read in row
+      chunks, so memory does not grow with the number of cells beyond the scores themselves)
       or engine VAE (data: (n, n_features) array on the model's scale; (n, H, W) is flattened).
     labels: for a conditional model, an obs column / label array (expression) or a condition
       dict (engine). reference: training data to define the latent distribution (default: the
@@ -119,13 +160,13 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
     """
     vae, _ = model_parts(model)
     require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
-    x, cond, names = _input(model, data, labels, layer, "the data to score")
     if reference is None and _STATE not in vae.state and "images.latent_mean" in vae.state:
         ref = None  # an image model keeps only the Gaussian of its training latents
     else:
         ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)
-    terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)
-    mean, logvar = vae.encode(x, cond)
+    with _input(model, data, labels, layer, "the data to score") as (x, cond, names):
+        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)
+        mean, logvar = vae.encode(x, cond)
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
