@@ -108,8 +108,9 @@ class Gaussian(Likelihood):
         return Normal(raw, torch.ones_like(raw), validate_args=False)
 
     def log_prob(self, x, raw, library=None):
-        # the same value as Normal(raw, 1).log_prob(x).sum(-1), in two passes instead of six
-        return -0.5 * (x - raw).pow(2).sum(-1) - self.n_features * _HALF_LOG_2PI
+        # the same value as Normal(raw, 1).log_prob(x).sum(-1); mse_loss's fused kernel takes a
+        # third of the time of (x - raw).pow(2) forward + backward (256 x 1,000, one thread)
+        return -0.5 * nn.functional.mse_loss(raw, x, reduction="none").sum(-1) - self.n_features * _HALF_LOG_2PI
 
 
 @register("normal")
@@ -284,9 +285,13 @@ class Hurdle(Distribution):
         return keep * (v + m**2) - (keep * m) ** 2
 
     def log_prob(self, x):
-        zero = x == 0
-        return torch.where(zero, nn.functional.logsigmoid(self.zero_logits),
-                           nn.functional.logsigmoid(-self.zero_logits) + self.normal.log_prob(x))
+        # Normal.log_prob written out with products instead of pow, and one softplus for both
+        # log(1 - pi) and log pi = l + log(1 - pi): the same values, fewer and faster kernels
+        log_keep = -nn.functional.softplus(self.zero_logits)
+        scale = self.normal.scale
+        z = (x - self.normal.loc) / scale
+        normal = -0.5 * z * z - torch.log(scale) - _HALF_LOG_2PI
+        return torch.where(x == 0, self.zero_logits + log_keep, log_keep + normal)
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
