@@ -151,6 +151,31 @@ class PoissonLikelihood(Likelihood):
         return Poisson(_count_mean(raw, library).clamp(min=1e-8), validate_args=False)
 
 
+class _CountGammaTerms(torch.autograd.Function):
+    """lgamma(x + theta) - lgamma(theta) - lgamma(x + 1) for counts x (batch, features) and a
+    per-feature theta (features,), with its gradient for theta. All three terms are 0 where x = 0,
+    so they are computed at the non-zero counts only: single-cell counts are mostly zeros, and
+    lgamma, and digamma in the backward pass, are the dearest kernels of an NB step. Forward +
+    backward of the NB density on 128 x 765 counts, one thread: 4.4-5.0 -> 2.3-2.5 ms at 8 %
+    non-zero, 5.3-5.7 -> 4.6-4.7 ms at 25 % (measured side by side with the dense form)."""
+
+    @staticmethod
+    def forward(ctx, x, theta):
+        rows, cols = (x > 0).nonzero(as_tuple=True)
+        xv, t = x[rows, cols].to(theta.dtype), theta[cols]
+        out = torch.zeros(x.shape, dtype=theta.dtype, device=theta.device)
+        out[rows, cols] = torch.lgamma(xv + t) - torch.lgamma(t) - torch.lgamma(xv + 1.0)
+        ctx.save_for_backward(rows, cols, xv, t)
+        ctx.n_features = theta.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, cols, xv, t = ctx.saved_tensors
+        d = grad[rows, cols] * (torch.digamma(xv + t) - torch.digamma(t))
+        return None, torch.zeros(ctx.n_features, dtype=grad.dtype, device=grad.device).index_add_(0, cols, d)
+
+
 class NegBinomial(Distribution):
     """Negative binomial with mean mu (batch, features) and inverse dispersion theta = exp(log_theta)
     (features,): Var = mu + mu^2 / theta.
@@ -159,9 +184,11 @@ class NegBinomial(Distribution):
                + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)
     written with theta kept per feature (lgamma(theta) is computed once per feature, not per
     element, as torch.distributions.NegativeBinomial does after broadcasting) and log(theta + mu)
-    taken directly. Same values and gradients as that class (tested). Forward + backward on
-    128 x 765 counts, one thread: 1.7x faster for nb, 1.5x for zinb with ZeroInflated's softplus
-    form (benchmarks/likelihood_speed.py, both ways in one run).
+    taken directly, and the lgamma terms at the non-zero counts only (_CountGammaTerms). Same
+    values and gradients as that class (tested). Forward + backward on 128 x 765 counts, one
+    thread, against torch.distributions in the same run (benchmarks/likelihood_speed.py): nb
+    1.6x faster at 38 % non-zero counts and 3.1x at 8 %; zinb (with ZeroInflated's softplus
+    form) 1.35x and 1.9x.
     """
 
     arg_constraints: dict = {}
@@ -182,8 +209,11 @@ class NegBinomial(Distribution):
         theta = torch.exp(self.log_theta)
         log_mu = torch.log(self.mu + 1e-8)
         log_sum = torch.log(theta + self.mu)  # theta > 0: no floor needed; cheaper than logaddexp
-        return (theta * (self.log_theta - log_sum) + x * (log_mu - log_sum)
-                + torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0))
+        if x.dim() == 2 and theta.dim() == 1 and x.shape == self.mu.shape:
+            gamma_terms = _CountGammaTerms.apply(x, theta)
+        else:  # other shapes (e.g. a stack of samples): the dense form
+            gamma_terms = torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
+        return theta * (self.log_theta - log_sum) + x * (log_mu - log_sum) + gamma_terms
 
     def sample(self, sample_shape=torch.Size()):
         """Gamma-Poisson draws: lambda ~ Gamma(theta, theta / mu), x ~ Poisson(lambda)."""
