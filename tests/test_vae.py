@@ -38,15 +38,21 @@ def test_separates_two_clusters_in_a_2d_latent_and_reconstruction_improves():
     assert np.exp(0.5 * logvar).min() < 0.5
 
 
-def test_conditional_decoder_reproduces_the_condition_mean_difference():
+@pytest.mark.parametrize("every_layer", [False, True])
+def test_conditional_decoder_reproduces_the_condition_mean_difference(every_layer, tmp_path):
     rng = np.random.default_rng(3)
     n, d = 1000, 20
     group = np.where(rng.random(n) < 0.5, "A", "B")
     shift = np.zeros(d)
     shift[:5] = 3.0
     x = (rng.normal(size=(n, d)) + (group == "B")[:, None] * shift).astype(np.float32)
-    vae = VAE(d, latent_dim=4, hidden=[64], conditions={"group": group}, seed=0)
+    vae = VAE(d, latent_dim=4, hidden=[64], conditions={"group": group}, condition_every_layer=every_layer, seed=0)
     vae.fit(x, {"group": group}, epochs=30, batch_size=64, **FAST)
+    vae.save(tmp_path / "m")  # the layout is part of the saved config
+    back = VAE.load(tmp_path / "m")
+    assert back.config.condition_every_layer is every_layer
+    z = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    assert np.array_equal(back.decode(z, {"group": ["A"] * 5}), vae.decode(z, {"group": ["A"] * 5}))
     a = vae.sample(2000, {"group": "A"}, seed=1, draw=False).mean(0)
     b = vae.sample(2000, {"group": "B"}, seed=1, draw=False).mean(0)
     assert np.allclose(b - a, shift, atol=0.6), b - a

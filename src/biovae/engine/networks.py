@@ -79,16 +79,33 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    """[z | condition] -> hidden layers -> heads; with cfg.condition_every_layer the condition is
+    also concatenated to the input of every later layer and of the heads."""
+
     def __init__(self, cfg: ModelConfig, cond_width: int):
         super().__init__()
-        sizes = [cfg.latent_dim + cond_width] + cfg.decoder_layers
-        self.body = mlp(sizes, cfg.activation, cfg.norm, cfg.dropout)
+        self.every = cfg.condition_every_layer and cond_width > 0
+        if self.every:
+            sizes = [cfg.latent_dim] + cfg.decoder_layers
+            self.layers = nn.ModuleList(mlp([a + cond_width, b], cfg.activation, cfg.norm, cfg.dropout)
+                                        for a, b in zip(sizes[:-1], sizes[1:]))
+            width = sizes[-1] + cond_width
+        else:
+            sizes = [cfg.latent_dim + cond_width] + cfg.decoder_layers
+            self.body = mlp(sizes, cfg.activation, cfg.norm, cfg.dropout)
+            width = sizes[-1]
         self.heads = nn.ModuleDict(
-            {b.name: nn.Linear(sizes[-1], likelihoods.get(b.likelihood).n_params * b.size) for b in cfg.blocks}
+            {b.name: nn.Linear(width, likelihoods.get(b.likelihood).n_params * b.size) for b in cfg.blocks}
         )
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.body(torch.cat([z, cond], dim=1))
+        if self.every:
+            h = z
+            for layer in self.layers:
+                h = layer(torch.cat([h, cond], dim=1))
+            h = torch.cat([h, cond], dim=1)
+        else:
+            h = self.body(torch.cat([z, cond], dim=1))
         return {name: head(h) for name, head in self.heads.items()}
 
 

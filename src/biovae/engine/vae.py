@@ -45,7 +45,8 @@ class VAE:
                  likelihood: str = "gaussian", latent_dim: int = 10, hidden: Sequence[int] = (256, 128),
                  decoder_hidden: Sequence[int] | None = None, activation: str = "relu", dropout: float = 0.0,
                  norm: str = "batch", conditions: Mapping[str, Sequence] | None = None,
-                 condition_embedding: int = 0, condition_encoder: bool = True, beta: float = 1.0, seed: int = 0,
+                 condition_embedding: int = 0, condition_encoder: bool = True, condition_every_layer: bool = False,
+                 beta: float = 1.0, seed: int = 0,
                  network: str = "mlp", image_shape: Sequence[int] | None = None,
                  conv_channels: Sequence[int] = (32, 64, 128)):
         if blocks is None:
@@ -56,7 +57,8 @@ class VAE:
                           decoder_hidden=None if decoder_hidden is None else list(decoder_hidden),
                           activation=activation, dropout=dropout, norm=norm,
                           conditions={k: _categories(v) for k, v in (conditions or {}).items()},
-                          condition_embedding=condition_embedding, condition_encoder=condition_encoder, beta=beta,
+                          condition_embedding=condition_embedding, condition_encoder=condition_encoder,
+                          condition_every_layer=condition_every_layer, beta=beta,
                           network=network, image_shape=None if image_shape is None else [int(s) for s in image_shape],
                           conv_channels=[int(c) for c in conv_channels])
         self._build(cfg.validate(), seed)

@@ -44,7 +44,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
         seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
         resume: bool = False, backed: bool = False, devices: int | str = 1, strategy: str = "auto",
-        num_nodes: int = 1, precision: str = "32-true") -> ExpressionModel:
+        num_nodes: int = 1, precision: str = "32-true", condition_every_layer: bool = False) -> ExpressionModel:
     """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
@@ -62,6 +62,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
     backed: read data (an .h5ad path, or an AnnData opened with backed="r") in row chunks and
       never hold the dense matrix: each epoch reads the file once; the same model quality as in
       memory, with batches shuffled within windows of chunks rather than over all cells.
+    condition_every_layer: feed the label to every decoder layer, not only its input (see
+      biovae.engine.config.ModelConfig): generated cells match their requested type more often.
     The remaining options are the engine's (see biovae.engine.config); epochs is a maximum,
     early stopping on the validation loss ends sooner. `devices`, `strategy`, `num_nodes` and
     `precision` go to the trainer (e.g. devices=2, strategy="ddp": data-parallel processes).
@@ -75,7 +77,8 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
                                                                              transform)
         known = sorted(set(lab)) if lab is not None else None
         vae = VAE(len(genes), likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, dropout=dropout,
-                  norm=norm, conditions={"label": known} if known else None, beta=beta, seed=seed)
+                  norm=norm, conditions={"label": known} if known else None, beta=beta, seed=seed,
+                  condition_every_layer=condition_every_layer)
         cond = {"label": lab} if lab is not None else None
         vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
                 patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,

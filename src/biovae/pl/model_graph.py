@@ -19,10 +19,11 @@ def _layers(cfg) -> list[tuple[str, str, str]]:
                      + (f"\ndropout {cfg.dropout}" if cfg.dropout else ""), "#d9ead3"))
     cols.append(("posterior", f"mean {cfg.latent_dim}\nlog-variance {cfg.latent_dim}", "#fff2cc"))
     cols.append(("latent z", f"{cfg.latent_dim}{cond}", "#fce5cd"))
+    every = cond if getattr(cfg, "condition_every_layer", False) else ""  # the label enters each layer
     for i, h in enumerate(cfg.decoder_layers):
-        cols.append((f"decoder {i + 1}", f"{h}\n{cfg.activation}, {cfg.norm} norm", "#d9ead3"))
+        cols.append((f"decoder {i + 1}", f"{h}\n{cfg.activation}, {cfg.norm} norm{every}", "#d9ead3"))
     heads = "\n".join(f"{b.name}: {b.size} x {likelihoods.get(b.likelihood).n_params}\n{b.likelihood}"
-                      + (f", weight {b.weight}" if b.weight != 1 else "") for b in cfg.blocks)
+                      + (f", weight {b.weight}" if b.weight != 1 else "") for b in cfg.blocks) + every
     cols.append(("output", heads, "#cfe2f3"))
     return cols
 
