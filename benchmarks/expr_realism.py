@@ -8,13 +8,15 @@ label (140 cells) out of every fit; every metric compares a generator's cells wi
 cells (biovae.evaluate.generation.evaluate_generation, labels "bulk_labels").
 
 Generators (each fitted once, on the 560 training cells; up to 100 cells per label are scored):
-  biovae CVAE (mixture)    biovae.expr.fit(train, labels="bulk_labels") with every default
-                           (hurdle likelihood, latent 10, hidden 256-128, early stopping), then
-                           model.generate(labels={label: 100}) with the default "mixture" sampler:
-                           new cells from the prior side, no real cell behind each one.
+  biovae CVAE (mixture)    biovae.expr.fit(train, labels="bulk_labels", condition_every_layer=False)
+                           (the label at the decoder's input only, the default until 2026-12-02)
+                           with every other default (hurdle_cell likelihood, latent 10, hidden
+                           256-128, early stopping), then model.generate(labels={label: 100}) with
+                           the default "mixture" sampler: new cells from the prior side, no real
+                           cell behind each one.
   biovae CVAE (posterior)  the same model, method="posterior": draws around encoded training cells.
-  biovae CVAE (mixture,    fit with condition_every_layer=True (the label enters every decoder
-  label at every layer)    layer, not only its input), otherwise as the first row.
+  biovae CVAE (mixture,    condition_every_layer=True (the label enters every decoder layer and
+  label at every layer)    the heads): biovae.expr.fit's default now; otherwise as the first row.
   For the CVAE rows "type agreement" is the share of generated cells that the classifier below
   (trained on the real training cells) calls the type they were generated as.
   biovae VAE, no labels    biovae.expr.fit(train) without labels, 1,000 cells from its "mixture"

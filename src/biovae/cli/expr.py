@@ -34,8 +34,9 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--condition-every-layer", action="store_true",
-                   help="feed the label to every decoder layer (generated cells match their type more often)")
+    p.add_argument("--condition-every-layer", action=argparse.BooleanOptionalAction, default=True,
+                   help="feed the label to every decoder layer, not only its input (generated cells match "
+                   "their type more often)")
     p.add_argument("--epochs", type=int, default=300, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)

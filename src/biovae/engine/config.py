@@ -46,7 +46,8 @@ class ModelConfig:
     condition_every_layer: feed the condition to every decoder layer and to the output heads,
       not only to the decoder's input (mlp networks). On pbmc68k_reduced (CVAE, 3 splits) this
       raised the share of generated cells that a classifier of the real cells calls the requested
-      type from 0.67 to 0.74 (prior samples: 0.23 to 0.35), at the same RF-AUC.
+      type from 0.67 to 0.74 (prior samples: 0.23 to 0.35), at the same RF-AUC. Off by default
+      here (the engine's layout of earlier model files); biovae.expr.fit turns it on.
     network: "mlp" (dense layers) or "conv" (engine/conv.py: strided convolutions in front of
       the `hidden` dense layers, transposed convolutions after the decoder's). Inputs stay flat
       (n, H * W * C) in both; "conv" reads them as images of `image_shape` (H, W) or (H, W, C),

@@ -44,7 +44,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
         seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
         resume: bool = False, backed: bool = False, devices: int | str = 1, strategy: str = "auto",
-        num_nodes: int = 1, precision: str = "32-true", condition_every_layer: bool = False) -> ExpressionModel:
+        num_nodes: int = 1, precision: str = "32-true", condition_every_layer: bool = True) -> ExpressionModel:
     """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
@@ -62,8 +62,10 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
     backed: read data (an .h5ad path, or an AnnData opened with backed="r") in row chunks and
       never hold the dense matrix: each epoch reads the file once; the same model quality as in
       memory, with batches shuffled within windows of chunks rather than over all cells.
-    condition_every_layer: feed the label to every decoder layer, not only its input (see
-      biovae.engine.config.ModelConfig): generated cells match their requested type more often.
+    condition_every_layer: feed the label to every decoder layer, not only its input (default;
+      see biovae.engine.config.ModelConfig): on pbmc68k_reduced a classifier of the real cells
+      calls 0.744 of the generated cells their requested type instead of 0.666 (3 splits), at
+      the same realism (RF-AUC 0.702 vs 0.709; benchmarks/expr_realism.py).
     The remaining options are the engine's (see biovae.engine.config); epochs is a maximum,
     early stopping on the validation loss ends sooner. `devices`, `strategy`, `num_nodes` and
     `precision` go to the trainer (e.g. devices=2, strategy="ddp": data-parallel processes).
