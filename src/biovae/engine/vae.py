@@ -232,11 +232,12 @@ class VAE:
     def elbo(self, x, conditions=None, *, n_samples: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
         """Per-sample terms, each (n,): elbo (= -(recon + kl), beta 1), recon (weighted negative
         log-likelihood, averaged over n_samples posterior draws), kl, and mse (squared error of the
-        mean reconstruction, averaged over features)."""
+        mean reconstruction, averaged over features); and the posterior they came from, mean and
+        logvar (n, latent_dim), as encode() gives them (so callers need no second encoder pass)."""
         x = data.check_matrix(x, self.config)
         codes = self.codes(conditions, x.shape[0])
         self.module.eval()
-        rec, kls, mses = [], [], []
+        rec, kls, mses, means, logvars = [], [], [], [], []
         gen = torch.Generator().manual_seed(seed)
         for a, xb in self._rows(x):  # row blocks: memory stays bounded, also for a ChunkedRows
             cb = None if codes is None else torch.as_tensor(codes[a:a + xb.shape[0]])
@@ -246,11 +247,14 @@ class VAE:
                     for _ in range(n_samples)) / n_samples
             rec.append(r.numpy())
             kls.append((0.5 * (m.pow(2) + lv.exp() - 1 - lv).sum(-1)).numpy())
+            means.append(m.numpy())
+            logvars.append(lv.numpy())
             dists = self.module.distributions(self.module.generative(m, cb), libs)  # as reconstruct()
             mean = torch.cat([dists[name].mean for name, *_ in self.module.bounds], dim=1)
             mses.append((mean - xb).pow(2).mean(1).numpy())
         recon, kl = np.concatenate(rec), np.concatenate(kls)
-        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": np.concatenate(mses)}
+        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": np.concatenate(mses),
+                "mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:

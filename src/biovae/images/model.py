@@ -90,7 +90,7 @@ class ImageModel:
         to the training latent means). With Patches, also id, row, col (centroid, px) and area (px)."""
         x = self.rows(data)
         terms = self.vae.elbo(x, seed=seed)
-        mean, logvar = self.vae.encode(x)
+        mean, logvar = terms["mean"], terms["logvar"]
         centre, prec = self.vae.state["images.latent_mean"], self.vae.state["images.latent_precision"]
         d = mean - centre
         frame = {} if not isinstance(data, Patches) else {

@@ -165,8 +165,8 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
     else:
         ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)
     with _input(model, data, labels, layer, "the data to score") as (x, cond, names):
-        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)
-        mean, logvar = vae.encode(x, cond)
+        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)  # one pass; also gives the posterior
+    mean, logvar = terms["mean"], terms["logvar"]
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
