@@ -19,6 +19,7 @@ from torch import nn
 
 from biovae.engine import likelihoods
 from biovae.engine.config import ModelConfig
+from biovae.engine.linear import Linear
 from biovae.engine.networks import _ACT, mlp, register_network
 from biovae.errors import BiovaeError
 
@@ -68,8 +69,8 @@ class ConvEncoder(nn.Module):
         width = flat + (cond_width if cfg.condition_encoder else 0)
         self.body = mlp([width] + list(cfg.hidden), cfg.activation, cfg.norm, cfg.dropout)
         last = cfg.hidden[-1] if cfg.hidden else width
-        self.mean = nn.Linear(last, cfg.latent_dim)
-        self.logvar = nn.Linear(last, cfg.latent_dim)
+        self.mean = Linear(last, cfg.latent_dim)
+        self.logvar = Linear(last, cfg.latent_dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         images = x.reshape(x.shape[0], self.h, self.w, self.c).permute(0, 3, 1, 2)
@@ -92,7 +93,7 @@ class ConvDecoder(nn.Module):
         self.start = (chans[0], self.h // step, self.w // step)
         sizes = [cfg.latent_dim + cond_width] + cfg.decoder_layers
         self.body = mlp(sizes, cfg.activation, cfg.norm, cfg.dropout)
-        self.project = nn.Sequential(nn.Linear(sizes[-1], chans[0] * self.start[1] * self.start[2]),
+        self.project = nn.Sequential(Linear(sizes[-1], chans[0] * self.start[1] * self.start[2]),
                                      _ACT[cfg.activation]())
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:]):

@@ -17,6 +17,7 @@ from torch import nn
 
 from biovae.engine import likelihoods
 from biovae.engine.config import ModelConfig
+from biovae.engine.linear import Linear
 
 _ACT = {
     "relu": nn.ReLU,
@@ -26,18 +27,21 @@ _ACT = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
 }
+# activations that can overwrite their input: in `mlp` that input is the output of a Linear or
+# norm layer, whose backward pass needs only its own input, so no (batch, width) copy is kept
+_IN_PLACE = {"relu", "leaky_relu", "elu", "silu"}
 
 
 def mlp(sizes: list[int], activation: str, norm: str, dropout: float) -> nn.Sequential:
     """Linear -> norm -> activation -> dropout for each consecutive pair in `sizes`."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(Linear(n_in, n_out))
         if norm == "batch":
             layers.append(nn.BatchNorm1d(n_out))
         elif norm == "layer":
             layers.append(nn.LayerNorm(n_out))
-        layers.append(_ACT[activation]())
+        layers.append(_ACT[activation](inplace=True) if activation in _IN_PLACE else _ACT[activation]())
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
@@ -70,8 +74,8 @@ class Encoder(nn.Module):
         self.use_condition = cfg.condition_encoder
         self.body = mlp([width_in] + list(cfg.hidden), cfg.activation, cfg.norm, cfg.dropout)
         last = cfg.hidden[-1] if cfg.hidden else width_in
-        self.mean = nn.Linear(last, cfg.latent_dim)
-        self.logvar = nn.Linear(last, cfg.latent_dim)
+        self.mean = Linear(last, cfg.latent_dim)
+        self.logvar = Linear(last, cfg.latent_dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(torch.cat([x, cond], dim=1) if self.use_condition else x)
@@ -95,7 +99,7 @@ class Decoder(nn.Module):
             self.body = mlp(sizes, cfg.activation, cfg.norm, cfg.dropout)
             width = sizes[-1]
         self.heads = nn.ModuleDict(
-            {b.name: nn.Linear(width, likelihoods.get(b.likelihood).n_params * b.size) for b in cfg.blocks}
+            {b.name: Linear(width, likelihoods.get(b.likelihood).n_params * b.size) for b in cfg.blocks}
         )
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> dict[str, torch.Tensor]:
