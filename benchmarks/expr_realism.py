@@ -8,23 +8,26 @@ label (140 cells) out of every fit; every metric compares a generator's cells wi
 cells (biovae.evaluate.generation.evaluate_generation, labels "bulk_labels").
 
 Generators (each fitted once, on the 560 training cells; up to 100 cells per label are scored):
-  biovae CVAE (mixture)    biovae.expr.fit(train, labels="bulk_labels", condition_every_layer=False)
-                           (the label at the decoder's input only, the default until 2026-12-02)
-                           with every other default (hurdle_cell likelihood, latent 10, hidden
-                           256-128, early stopping), then model.generate(labels={label: 100}) with
-                           the default "mixture" sampler: new cells from the prior side, no real
-                           cell behind each one.
-  biovae CVAE (posterior)  the same model, method="posterior": draws around encoded training cells.
-  biovae CVAE (mixture,    condition_every_layer=True (the label enters every decoder layer and
-  label at every layer)    the heads): biovae.expr.fit's default now; otherwise as the first row.
+  biovae CVAE, defaults    biovae.expr.fit(train, labels="bulk_labels") with every default
+                           (hurdle_cell likelihood, latent 10, hidden 256-128, label at every
+                           decoder layer, decoder started at each gene's marginal, early
+                           stopping), then model.generate(labels={label: 100}) with the default
+                           "mixture" sampler: new cells from the prior side, no real cell behind
+                           each one.
+  biovae CVAE, no marginal the same with marginal_start=False: the decoder's output biases start
+  start                    at 0 (the default until 2026-12-02; see biovae.engine.hurdle).
+  biovae CVAE, label at    condition_every_layer=False (the label at the decoder's input only, the
+  the decoder input only   default until 2026-12-02), "mixture" and method="posterior" (draws
+                           around encoded training cells).
   For the CVAE rows "type agreement" is the share of generated cells that the classifier below
   (trained on the real training cells) calls the type they were generated as.
-  biovae VAE, no labels    biovae.expr.fit(train) without labels, 1,000 cells from its "mixture"
+  biovae VAE, no labels    biovae.expr.fit(train) without labels (defaults; also a row with
+                           marginal_start=False), 1,000 cells from its "mixture"
                            sampler. It cannot be asked for a cell type, so each generated cell is
                            labelled by a classifier (standardised logistic regression) trained on
                            the real training cells, as a user would annotate it; per predicted label
                            up to 100 cells are scored.
-  biovae CVAE, the VAE's   the CVAE (mixture) asked, per generation seed, for as many cells of each
+  biovae CVAE, the VAE's   the CVAE (defaults) asked, per generation seed, for as many cells of each
   label counts             label as the classifier gave the VAE (up to 100): evaluate_generation
                            scores only labels present on both sides, and the VAE gets few or no
                            cells of the rarest, hardest types, so its overall RF-AUC leaves them
@@ -51,7 +54,7 @@ balanced; 0.5 = indistinguishable), "per label": the mean of the per-label RF-AU
 per-label mean profiles (mean over labels with >= 5 cells on both sides; 7 of the 10 labels, the
 3 smallest have < 5 held-out cells) and its worst label. "no labels": the same RF-AUC and MMD^2
 with labels ignored on both sides, generated cells in the training cells' label proportions
-(CVAE: generate(labels=training counts); VAE: as many cells as training cells; Gaussian: per
+(CVAE: generate(labels=training label counts); VAE: as many cells as training cells; Gaussian: per
 label as many as in training; scVI: one sample per training cell), so that no classifier's calls
 enter the comparison of the conditional and the unconditional model.
 
@@ -171,43 +174,50 @@ def main() -> None:
     def agreement(gen) -> float:  # share of generated cells the classifier calls their requested type
         return float(np.mean(annotate.predict(gen.X) == gen.obs["label"].astype(str).to_numpy()))
 
-    rows, cvae_pooled = [], []
-    for every, tag in ((False, ""), (True, ", label at every decoder layer")):
+    def cvae_rows(name, methods, **options):  # fit one CVAE, score each sampler; returns it and its pooled runs
         t0 = time.perf_counter()
-        cvae_s = ex.fit(train, labels=KEY, seed=args.seed, progress=False, condition_every_layer=every)
-        seconds = time.perf_counter() - t0
-        for method in ("mixture",) if every else ("mixture", "posterior"):
-            gens = [cvae_s.generate(labels={lab: PER_LABEL for lab in cvae_s.labels}, method=method, seed=s)
+        model = ex.fit(train, labels=KEY, seed=args.seed, progress=False, **options)
+        seconds, first = time.perf_counter() - t0, None
+        for method in methods:
+            gens = [model.generate(labels={lab: PER_LABEL for lab in model.labels}, method=method, seed=s)
                     for s in seeds]
             runs = [evaluate(g, s) for g, s in zip(gens, seeds)]
-            pooled = [evaluate_pooled(cvae_s.generate(labels=share, method=method, seed=s), s) for s in seeds]
-            if not every:
-                cvae, t_cvae = cvae_s, seconds
-                cvae_pooled = pooled if method == "mixture" else cvae_pooled
-            rows.append(summarise(f"biovae CVAE ({method}{tag})", runs, seconds,
-                                  f"{len(cvae_s.vae.history)} epochs; {PER_LABEL} cells per label", pooled))
+            pooled = [evaluate_pooled(model.generate(labels=share, method=method, seed=s), s) for s in seeds]
+            first = pooled if first is None else first
+            rows.append(summarise(name + ("" if method == "mixture" else f" ({method})"), runs, seconds,
+                                  f"{len(model.vae.history)} epochs; {PER_LABEL} cells per label", pooled))
             rows[-1]["type_agreement"] = float(np.mean([agreement(g) for g in gens]))
+        return model, seconds, first
 
-    t0 = time.perf_counter()
-    vae = ex.fit(train, seed=args.seed, progress=False)
-    t_vae = time.perf_counter() - t0
-    runs, shares, pooled = [], [], []
-    for s in seeds:
-        pool = vae.generate(10 * PER_LABEL, method="mixture", seed=s)
-        called = annotate.predict(pool.X)
-        shares.append({k: int(v) for k, v in pd.Series(called).value_counts().items()})
-        runs.append(evaluate(per_label(pool, called, PER_LABEL, s), s))
-        pooled.append(evaluate_pooled(vae.generate(train.n_obs, method="mixture", seed=s), s))
-    rows.append(summarise("biovae VAE, no labels (mixture)", runs, t_vae,
-                          f"{len(vae.vae.history)} epochs; 1,000 cells labelled by a classifier of the training "
-                          f"cells, up to {PER_LABEL} per label; calls (seed 1): {shares[0]}", pooled))
+    def vae_row(name, **options):  # the VAE's cells labelled by the classifier; returns its label counts
+        t0 = time.perf_counter()
+        vae = ex.fit(train, seed=args.seed, progress=False, **options)
+        seconds = time.perf_counter() - t0
+        runs, shares, pooled = [], [], []
+        for s in seeds:
+            pool = vae.generate(10 * PER_LABEL, method="mixture", seed=s)
+            called = annotate.predict(pool.X)
+            shares.append({k: int(v) for k, v in pd.Series(called).value_counts().items()})
+            runs.append(evaluate(per_label(pool, called, PER_LABEL, s), s))
+            pooled.append(evaluate_pooled(vae.generate(train.n_obs, method="mixture", seed=s), s))
+        rows.append(summarise(name, runs, seconds,
+                              f"{len(vae.vae.history)} epochs; 1,000 cells labelled by a classifier of the training "
+                              f"cells, up to {PER_LABEL} per label; calls (seed 1): {shares[0]}", pooled))
+        return shares
+
+    rows = []
+    cvae, t_cvae, cvae_pooled = cvae_rows("biovae CVAE, defaults", ("mixture",))
+    cvae_rows("biovae CVAE, no marginal start", ("mixture",), marginal_start=False)
+    cvae_rows("biovae CVAE, label at the decoder input only", ("mixture", "posterior"), condition_every_layer=False)
+    shares = vae_row("biovae VAE, no labels")
+    vae_row("biovae VAE, no labels, no marginal start", marginal_start=False)
     # The classifier gives the VAE few or no cells of the rarest types, and evaluate_generation
     # drops what one side lacks; the same CVAE with the VAE's label counts compares like with like.
     runs = [evaluate(cvae.generate(labels={k: min(v, PER_LABEL) for k, v in share_s.items()}, seed=s), s)
             for s, share_s in zip(seeds, shares)]
-    rows.append(summarise("biovae CVAE, the VAE's label counts", runs, t_cvae,
-                          "mixture; per label as many cells as the classifier gave the VAE (up to "
-                          f"{PER_LABEL}), per generation seed; no-label columns: the CVAE (mixture) row's", cvae_pooled))
+    rows.append(summarise("biovae CVAE, defaults, the VAE's label counts", runs, t_cvae,
+                          "mixture; per label as many cells as the classifier gave the VAE (defaults; up to "
+                          f"{PER_LABEL}), per generation seed; no-label columns: the CVAE (defaults) row's", cvae_pooled))
 
     runs = [evaluate(diagonal_gaussian_baseline(train, PER_LABEL, KEY, seed=s), s) for s in seeds]
     pooled = [evaluate_pooled(diagonal_gaussian_baseline(train, share, KEY, seed=s), s) for s in seeds]
@@ -229,11 +239,11 @@ def main() -> None:
 
     print(f"pbmc68k_reduced, split seed {args.seed}: {train.n_obs} training / {test.n_obs} held-out cells; "
           f"mean (min-max) over {args.evals} generation+metric seeds")
-    print(f"{'generator':38s} {'RF-AUC':>20s} {'per label':>9s} {'MMD^2':>7s} {'label mean corr':>21s} {'worst':>5s} "
+    print(f"{'generator':46s} {'RF-AUC':>20s} {'per label':>9s} {'MMD^2':>7s} {'label mean corr':>21s} {'worst':>5s} "
           f"{'| no labels: RF-AUC':>28s} {'MMD^2':>7s} {'fit s':>6s}")
     for r in rows:
         a, c, p = r["rf_auc"], r["per_label_mean_corr"], r["rf_auc_no_labels"]
-        print(f"{r['generator']:38s} {a['mean']:.3f} ({a['min']:.3f}-{a['max']:.3f}) "
+        print(f"{r['generator']:46s} {a['mean']:.3f} ({a['min']:.3f}-{a['max']:.3f}) "
               f"{r['per_label_mean_rf_auc']['mean']:9.3f} {r['mmd2']['mean']:7.4f} "
               f"{c['mean']:.3f} ({c['min']:.3f}-{c['max']:.3f}) {r['worst_label_mean_corr']['mean']:5.3f} "
               f"| {p['mean']:.3f} ({p['min']:.3f}-{p['max']:.3f}) {r['mmd2_no_labels']['mean']:7.4f} "

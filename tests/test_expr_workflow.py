@@ -50,7 +50,7 @@ def test_cell_scale_hurdle_density_and_scale_floor():
     from torch.distributions import Normal
 
     from biovae.engine import likelihoods
-    from biovae.engine.likelihoods import HURDLE_CELL_MIN_SCALE as MIN_SCALE
+    from biovae.engine.hurdle import HURDLE_CELL_MIN_SCALE as MIN_SCALE
 
     lik = likelihoods.get("hurdle_cell")(3).double()
     # decoder output per gene: locations, zero logits, raw scales
@@ -75,9 +75,62 @@ def pbmc_split(pbmc):
     return split_cells(raw, 0.2, label_key="bulk_labels", seed=0)
 
 
-def test_cvae_cells_are_more_realistic_than_the_diagonal_gaussian_baseline(pbmc_split):
+@pytest.fixture(scope="module")
+def default_cvae(pbmc_split):
+    return ex.fit(pbmc_split[0], labels="bulk_labels", progress=False, seed=0)  # default settings
+
+
+def test_hurdle_decoder_starts_at_each_genes_marginal():
+    import scipy.sparse as sp
+    import torch
+
+    from biovae.engine.marginals import marginals
+    from biovae.engine.vae import VAE
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(5.0, 0.5, size=(300, 4)) * (rng.random((300, 4)) > [0.0, 0.2, 0.5, 0.9])
+    m = marginals(y)
+    for j in range(4):
+        nonzero = y[:, j][y[:, j] != 0]
+        assert m.nonzero_mean[j] == pytest.approx(nonzero.mean()) and m.nonzero_sd[j] == pytest.approx(nonzero.std(ddof=1))
+        assert m.zero_fraction[j] == pytest.approx((y[:, j] == 0).mean())
+    np.testing.assert_allclose(marginals(sp.csr_matrix(y)).nonzero_mean, m.nonzero_mean)  # sparse rows: the same
+    for likelihood in ("hurdle_cell", "hurdle"):
+        vae = VAE(4, likelihood=likelihood, hidden=(8,))
+        assert vae.start_at_marginals(y) == ["x"]
+        # the heads' biases alone (every hidden unit silent) decode each gene's marginal
+        bias = vae.module.decoder.heads["x"].bias.detach()[None]
+        with torch.no_grad():
+            d = vae.module.likelihoods["x"].distribution(bias)
+        np.testing.assert_allclose(d.normal.loc[0].numpy(), m.nonzero_mean, rtol=1e-5)
+        np.testing.assert_allclose(d.normal.scale[0].numpy(), m.nonzero_sd, rtol=1e-4)
+        np.testing.assert_allclose(torch.sigmoid(d.zero_logits[0]).numpy(), np.clip(m.zero_fraction, 1e-3, 1 - 1e-3),
+                                   rtol=1e-4)
+    assert VAE(4, likelihood="normal").start_at_marginals(y) == []  # centred data: nothing to move
+
+
+def test_genes_detected_in_every_cell_keep_their_within_type_spread(pbmc_split, default_cvae):
+    # Hurdle data are scaled, not centred: RPS24 and FTL (detected in > 95 % of cells) sit at
+    # 3-5.5 sd from 0. Without the marginal start (marginal_start=False) the decoder had not
+    # reached them when early stopping ended training, and generated cells spread them 1.8-1.9x
+    # as wide as real cells of the same type (median over labels and genes; up to 3.6x for one
+    # label); with it 0.98-1.08x (generation seeds 1-3).
+    train, _ = pbmc_split
+    x = train.X.toarray() if hasattr(train.X, "toarray") else np.asarray(train.X)
+    lab = train.obs["bulk_labels"].astype(str).to_numpy()
+    detected = (x != 0).mean(0)
+    genes = np.flatnonzero((detected > 0.95) & (x.sum(0) / (x != 0).sum(0) > 3 * x.std(0)))
+    assert len(genes) >= 2
+    gen = default_cvae.generate(labels={k: 100 for k in default_cvae.labels}, seed=1)
+    g, gl = np.asarray(gen.X), gen.obs["label"].astype(str).to_numpy()
+    big = [k for k in default_cvae.labels if (lab == k).sum() >= 40]
+    ratio = [g[gl == k][:, j].std() / x[lab == k][:, j].std() for k in big for j in genes]
+    assert 0.7 < np.median(ratio) < 1.3, ratio
+
+
+def test_cvae_cells_are_more_realistic_than_the_diagonal_gaussian_baseline(pbmc_split, default_cvae):
     train, test = pbmc_split
-    model = ex.fit(train, labels="bulk_labels", progress=False, seed=0)  # default settings
+    model = default_cvae
     want = test.obs["bulk_labels"].value_counts().to_dict()
     gen = model.generate(labels=want, method="mixture", seed=1)
     assert gen.obs["label"].value_counts().to_dict() == want and gen.obs["generated"].all()
@@ -85,7 +138,7 @@ def test_cvae_cells_are_more_realistic_than_the_diagonal_gaussian_baseline(pbmc_
     base = evaluate_generation(test, diagonal_gaussian_baseline(train, want, "bulk_labels", seed=1),
                                label_key="bulk_labels", seed=0)
     assert ours["overall"]["rf_auc"] < base["overall"]["rf_auc"] - 0.1, (ours["overall"], base["overall"])
-    assert ours["overall"]["rf_auc"] < 0.75  # 0.65 here; 0.61-0.73 over generation seeds (0.5 = real)
+    assert ours["overall"]["rf_auc"] < 0.70  # 0.61 here, 0.59-0.64 over generation seeds 1-3 (0.5 = real)
     assert ours["overall"]["ks_detected_genes"] < 0.4  # zeros are modelled, not smeared
     assert ours["per_label_mean"]["mean_corr"] > 0.85
     # .raw is log-normalised counts, and so are the generated cells: log1p(k * s) with whole k

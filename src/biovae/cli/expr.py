@@ -37,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--condition-every-layer", action=argparse.BooleanOptionalAction, default=True,
                    help="feed the label to every decoder layer, not only its input (generated cells match "
                    "their type more often)")
+    p.add_argument("--marginal-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="hurdle likelihoods: start the decoder at each gene's marginal (more realistic cells "
+                   "from short fits)")
     p.add_argument("--epochs", type=int, default=300, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -99,7 +102,7 @@ def _fit(args) -> None:
         work = out.with_name(out.name + ".partial")
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
-                       condition_every_layer=args.condition_every_layer,
+                       condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        validation_split=args.validation_split, seed=args.seed, device=args.device,
                        progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume,

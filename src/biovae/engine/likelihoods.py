@@ -75,6 +75,14 @@ class Likelihood(nn.Module):
         """Per-sample log-likelihood summed over features: (batch,)."""
         return self.distribution(raw, library).log_prob(x).sum(-1)
 
+    def start(self, marginals) -> np.ndarray | None:
+        """Decoder output (n_params * n_features,) under which every sample follows each
+        feature's marginal in the training data (`marginals`: biovae.engine.marginals.Marginals),
+        or None where this likelihood has no such start (the default). May also set the
+        likelihood's own per-feature parameters. VAE.start_at_marginals puts it in the decoder's
+        output biases before training."""
+        return None
+
     def check(self, x: np.ndarray, where: str) -> None:
         """Raise BiovaeError if the data cannot come from this likelihood. `where` names the data."""
         if not self.counts:
@@ -323,70 +331,5 @@ def log_library(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(x.sum(axis=1), dtype=np.float64).ravel(), 1.0))
 
 
-
-class Hurdle(Distribution):
-    """Exact zeros with probability pi, else Normal(loc, scale): P(0) = pi; density elsewhere
-    (1 - pi) N(x; loc, scale). For log-normalised expression, where zero means 'not detected'."""
-
-    arg_constraints: dict = {}
-
-    def __init__(self, zero_logits: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor):
-        self.zero_logits, self.normal = zero_logits, Normal(loc, scale, validate_args=False)
-        super().__init__(batch_shape=loc.shape, validate_args=False)
-
-    @property
-    def mean(self):
-        return torch.sigmoid(-self.zero_logits) * self.normal.loc
-
-    @property
-    def variance(self):
-        keep = torch.sigmoid(-self.zero_logits)
-        m, v = self.normal.loc, self.normal.scale**2
-        return keep * (v + m**2) - (keep * m) ** 2
-
-    def log_prob(self, x):
-        # Normal.log_prob written out with products instead of pow, and one softplus for both
-        # log(1 - pi) and log pi = l + log(1 - pi): the same values, fewer and faster kernels
-        log_keep = -nn.functional.softplus(self.zero_logits)
-        scale = self.normal.scale
-        z = (x - self.normal.loc) / scale
-        normal = -0.5 * z * z - torch.log(scale) - _HALF_LOG_2PI
-        return torch.where(x == 0, self.zero_logits + log_keep, log_keep + normal)
-
-    def sample(self, sample_shape=torch.Size()):
-        with torch.no_grad():
-            keep = torch.bernoulli(torch.sigmoid(-self.zero_logits).expand(sample_shape + self.batch_shape))
-            return self.normal.sample(sample_shape) * keep
-
-
-@register("hurdle")
-class HurdleNormal(Likelihood):
-    """Hurdle Gaussian: a per-sample, per-feature probability of an exact zero, and a Gaussian with
-    learned per-feature scale for the rest. Data must keep their zeros as exact zeros."""
-
-    n_params = 2
-
-    def __init__(self, n_features: int):
-        super().__init__(n_features)
-        self.log_scale = nn.Parameter(torch.zeros(n_features))
-
-    def distribution(self, raw, library=None):
-        loc, zero_logits = self._split(raw)
-        return Hurdle(zero_logits, loc, torch.exp(self.log_scale).expand_as(loc))
-
-
-HURDLE_CELL_MIN_SCALE = 0.05  # floor of hurdle_cell's scale, in the data's (standardised) units
-
-
-@register("hurdle_cell")
-class CellScaleHurdle(Likelihood):
-    """Hurdle Gaussian whose scale, like its location and zero probability, is decoded per sample
-    and feature (n_params 3: loc, zero logit, raw scale; scale = softplus(raw) + a floor of
-    HURDLE_CELL_MIN_SCALE, so that it cannot collapse onto one value of discrete data). The
-    expression workflow's default (biovae.expr.fit). Data must keep their zeros as exact zeros."""
-
-    n_params = 3
-
-    def distribution(self, raw, library=None):
-        loc, zero_logits, scale_raw = self._split(raw)
-        return Hurdle(zero_logits, loc, nn.functional.softplus(scale_raw) + HURDLE_CELL_MIN_SCALE)
+# the hurdle family lives in its own module; importing it registers "hurdle" and "hurdle_cell"
+from biovae.engine import hurdle as _hurdle  # noqa: E402,F401

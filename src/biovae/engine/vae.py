@@ -22,6 +22,7 @@ import torch
 from biovae.engine import data, files, train
 from biovae.engine.config import Block, ModelConfig, TrainConfig
 from biovae.engine.likelihoods import log_library
+from biovae.engine.marginals import marginals
 from biovae.engine.module import VAEModule, reparameterize
 from biovae.errors import BiovaeError
 
@@ -121,6 +122,30 @@ class VAE:
         self.module.eval()
         self.train_config = cfg
         return self
+
+    def start_at_marginals(self, x) -> list[str]:
+        """Before fit: set the decoder's output biases (and the likelihoods' own per-feature
+        parameters) so that the untrained decoder gives each feature its marginal in x (n,
+        n_features), for every block whose likelihood has a start (Likelihood.start; the hurdle
+        likelihoods do, see engine.hurdle). The weights keep their random start. Returns the
+        names of the blocks started (none for decoders without per-block output heads)."""
+        heads = getattr(self.module.decoder, "heads", None)
+        if heads is None:
+            return []
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise BiovaeError(f"data for the marginal start have shape {tuple(x.shape)}, the model "
+                              f"{self.n_features} features", "pass the matrix the model will be fitted on")
+        stats = marginals(x)  # fit() validates the values
+        started = []
+        for name, a, b, _ in self.module.bounds:
+            bias = self.module.likelihoods[name].start(stats.columns(a, b))
+            head = heads[name]
+            if bias is None or head.bias is None:
+                continue
+            with torch.no_grad():
+                head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
+            started.append(name)
+        return started
 
     def _remember_libraries(self, x, codes) -> None:
         """Log library size mean/sd per count block, overall and per category of the first
