@@ -63,6 +63,9 @@ def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
     assert list(same.index) == list(table.index)
     assert np.allclose(same.drop(columns=["mahalanobis", "latent_knn"]), table.drop(columns=["mahalanobis", "latent_knn"]),
                        rtol=1e-4, atol=1e-5)
+    twice = tmp_path / "ensemble.tsv"  # several model folders: scores averaged (here the same model twice)
+    code, text, _ = _run(capsys, "anomaly", files / "model", files / "model", files / "cells.h5ad", "-o", twice)
+    assert code == 0 and np.allclose(pd.read_csv(twice, sep="\t", index_col=0), table, rtol=1e-5, atol=1e-6)
 
 
 def test_traversal_of_expression_and_image_models(files, tmp_path, capsys):
@@ -91,3 +94,20 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, argv, message)
     subst = {"model": files / "model", "engine": files / "engine", "cells": files / "cells.h5ad", "tmp": tmp_path}
     code, _, err = _run(capsys, *[a.format(**subst) for a in argv])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_fit_on_flagged_genes_then_score_all_genes(pbmc, files, tmp_path, capsys):
+    """The anomaly recipe on the CLI: fit on .raw's highly variable genes (flags read from .var),
+    then score cells that carry all 765 genes; a gene selection that names nothing fails cleanly."""
+    data = tmp_path / "pbmc.h5ad"
+    pbmc.write_h5ad(data)
+    model = tmp_path / "hvg"
+    code, text, _ = _run(capsys, "fit", data, "--layer", "raw", "--genes", "highly_variable", "--likelihood", "normal",
+                         "--latent-dim", 8, "--dropout", 0, "--epochs", 3, "--quiet", "-o", model)
+    flagged = int(pbmc.var["highly_variable"].sum())
+    assert code == 0 and f"700 cells x {flagged} genes" in text
+    assert len(ex.load(model).genes) == flagged
+    code, text, _ = _run(capsys, "anomaly", model, files / "cells.h5ad", "-o", tmp_path / "s.tsv")
+    assert code == 0 and pd.read_csv(tmp_path / "s.tsv", sep="\t", index_col=0).shape == (700, len(SCORES))
+    code, _, err = _run(capsys, "fit", data, "--layer", "raw", "--genes", "no_such_flag", "-o", tmp_path / "bad")
+    assert code == 2 and "no var column 'no_such_flag'" in err and not (tmp_path / "bad").exists()

@@ -81,3 +81,67 @@ def test_backed_cells_score_as_in_memory(split, tmp_path, monkeypatch):
         cells.file.close()
     assert list(chunked.index) == list(whole.index)
     assert np.allclose(chunked.to_numpy(), whole.to_numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_anomaly_models_find_an_unseen_t_cell_subset(pbmc):
+    """The recommended recipe (fit_anomaly_models: highly variable genes, latent 32, dropout 0,
+    an ensemble) finds regulatory T cells it never saw among other T cells better than PCA
+    reconstruction error on the same genes (benchmark split 0: 0.78 against 0.66-0.68)."""
+    from sklearn.decomposition import PCA
+
+    from biovae.expr.preprocess import Preprocessor
+    from biovae.tl import ANOMALY_SETTINGS, fit_anomaly_models
+    from biovae.expr.genes import select_genes
+
+    held = "CD4+/CD25 T Reg"
+    raw = pbmc.raw.to_adata()
+    raw.obs = pbmc.obs[["bulk_labels"]].copy()
+    raw.var["highly_variable"] = pbmc.var["highly_variable"].reindex(raw.var_names).to_numpy(bool)
+    train, test = split_cells(raw, 0.2, label_key="bulk_labels", seed=0)
+    train = train[train.obs["bulk_labels"] != held].copy()
+    scored = raw[(raw.obs["bulk_labels"] == held).to_numpy() | raw.obs_names.isin(test.obs_names)].copy()
+    novel = (scored.obs["bulk_labels"] == held).to_numpy()
+    models = fit_anomaly_models(train, n_models=2, seed=0, progress=False)
+    assert all(len(m.genes) == int(raw.var["highly_variable"].sum()) for m in models)
+    assert models[0].vae.latent_dim == ANOMALY_SETTINGS["latent_dim"]
+    scores = anomaly_scores(models, scored)  # all 765 genes given; each model takes its own
+    single = [anomaly_scores(m, scored) for m in models]
+    assert np.allclose(scores.to_numpy(), (single[0].to_numpy() + single[1].to_numpy()) / 2, rtol=1e-5)
+    pre = Preprocessor("normal").fit(select_genes(train).X)
+    x_train, x = pre.transform_data(select_genes(train).X), pre.transform_data(select_genes(scored).X)
+    pca = PCA(10, random_state=0).fit(x_train)
+    pca_auc = roc_auc_score(novel, ((pca.inverse_transform(pca.transform(x)) - x) ** 2).mean(1))
+    knn_auc = roc_auc_score(novel, scores["latent_knn"])
+    assert knn_auc > 0.72 and knn_auc > pca_auc + 0.04, (knn_auc, pca_auc)
+
+
+def test_gene_selection_errors(pbmc):
+    from biovae.expr.genes import select_genes
+
+    raw = pbmc.raw.to_adata()
+    with pytest.raises(BiovaeError, match="no var column 'highly_variable'"):
+        select_genes(raw)
+    assert select_genes(raw, list(raw.var_names[:3])).n_vars == 3 and select_genes(raw, None) is raw
+    with pytest.raises(BiovaeError, match="empty list"):
+        anomaly_scores([], raw)
+    raw.var["means"] = np.arange(raw.n_vars, dtype=float)
+    with pytest.raises(BiovaeError, match="'means' is not a yes/no flag"):
+        select_genes(raw, "means")
+    with pytest.raises(BiovaeError, match="1 of the 2 selected genes are not in the data .e.g. NOTAGENE"):
+        select_genes(raw, [raw.var_names[0], "NOTAGENE"])
+
+
+def test_raw_layer_keeps_the_gene_flags_of_var(pbmc, tmp_path):
+    """read_expression(layer="raw") carries .var's highly_variable flags to .raw's genes, so
+    `biovae fit --layer raw --genes highly_variable` fits on the flagged genes."""
+    from biovae.expr.genes import select_genes
+    from biovae.io.expression import read_expression
+
+    path = tmp_path / "pbmc.h5ad"
+    pbmc.write_h5ad(path)
+    raw = read_expression(path, layer="raw")
+    flagged = set(pbmc.var_names[pbmc.var["highly_variable"].to_numpy(bool)])
+    assert set(select_genes(raw, "highly_variable").var_names) == flagged & set(raw.var_names)
+    listed = tmp_path / "genes.txt"
+    listed.write_text("# my genes\n" + "\n".join(sorted(flagged)[:5]) + "\n")
+    assert list(select_genes(raw, str(listed)).var_names) == [g for g in raw.var_names if g in sorted(flagged)[:5]]

@@ -35,8 +35,12 @@ def register(sub) -> None:
 
     a = sub.add_parser("anomaly", help="anomaly scores of cells under a fitted model", formatter_class=_FMT,
                        description="Score each cell: negative ELBO, reconstruction error, encoder variance and "
-                       "latent distances to the training cells (higher = more unusual).")
-    a.add_argument("model", help="model folder written by `biovae fit`")
+                       "latent distances to the training cells (higher = more unusual). Several model folders "
+                       "(an ensemble, e.g. fits with seeds 0, 1, 2) give each score averaged over them. For "
+                       "cells of unseen types rank by latent_knn, with models fitted as "
+                       "biovae.tl.fit_anomaly_models does: `biovae fit DATA --genes highly_variable "
+                       "--likelihood normal --latent-dim 32 --dropout 0 --seed S` (see biovae.tl.anomaly_model).")
+    a.add_argument("model", nargs="+", help="model folder(s) written by `biovae fit`")
     a.add_argument("data", help="cells to score (h5ad, CSV/TSV, 10x folder)")
     a.add_argument("-o", "--out", required=True, help="output table (.tsv or .csv), one row per cell")
     a.add_argument("--labels", help="obs column with the labels a conditional model needs")
@@ -109,6 +113,9 @@ def _path_table(path):
     return {"Genes that change most along the path (rows) by path position (columns)": frame.rename_axis("gene")}
 
 
+RANK_BY = "latent_knn"  # the best novelty score in benchmarks/anomaly_loto.py
+
+
 def _anomaly(args) -> None:
     from biovae.io.atomic import atomic_file
     from biovae.tl.anomaly import anomaly_scores
@@ -116,7 +123,8 @@ def _anomaly(args) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in (".tsv", ".csv"):
         raise BiovaeError(f"cannot tell the table format of {out}", "name the output .tsv or .csv")
-    model = _expression_model(args.model)
+    models = [_expression_model(folder) for folder in args.model]
+    model = models[0] if len(models) == 1 else models
     read = _read
     if args.backed:
         from biovae.io.backed import open_backed as read
@@ -131,15 +139,16 @@ def _anomaly(args) -> None:
                 opened.close()
     with atomic_file(out) as tmp:
         scores.to_csv(tmp, sep="\t" if out.suffix.lower() == ".tsv" else ",", float_format="%.6g")
-    top = scores["neg_elbo"].sort_values(ascending=False).head(5)
-    summary = {"model": args.model, "data": args.data, "reference": args.reference, "cells": len(scores),
-               "median": scores.median(numeric_only=True).to_dict(), "highest_neg_elbo": top.to_dict(),
+    top = scores[RANK_BY].sort_values(ascending=False).head(5)
+    summary = {"model": args.model if len(args.model) > 1 else args.model[0], "data": args.data,
+               "reference": args.reference, "cells": len(scores),
+               "median": scores.median(numeric_only=True).to_dict(), f"highest_{RANK_BY}": top.to_dict(),
                "seed": args.seed, "output": str(out)}
     write_json(Path(str(out) + ".summary.json"), summary)
     lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
     write_report(report_path(out), "biovae anomaly", lead=lead, summary=summary,
                  images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
-                 tables={"Highest-scoring cells": scores.sort_values("neg_elbo", ascending=False).head(20)},
+                 tables={f"Highest-scoring cells by {RANK_BY}": scores.sort_values(RANK_BY, ascending=False).head(20)},
                  parameters=run_parameters(args), outputs=[out.name])
     summary_line("anomaly", lead)
 

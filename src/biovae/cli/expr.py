@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="model folder (written atomically)")
     p.add_argument("--labels", help="obs column (h5ad) with one label per cell: makes a conditional VAE")
     _data_options(p)
+    p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
+                   "file with one gene name per line; default all genes")
     p.add_argument("--likelihood", default="hurdle_cell",
                    help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default="auto", help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
@@ -99,6 +101,10 @@ def _fit(args) -> None:
         raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
     with output_lock(out):  # a second fit into the same folder refuses
         adata = _fit_input(args, read_expression)
+        if args.genes:
+            from biovae.expr.genes import select_genes
+
+            adata = select_genes(adata, args.genes)
         work = out.with_name(out.name + ".partial")
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
@@ -134,6 +140,9 @@ def _fit_input(args, read_expression):
         return read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
     from biovae.io.backed import open_backed
 
+    if args.genes:
+        raise BiovaeError("--genes selects columns of a matrix read whole, which --backed does not do",
+                          "write the selected genes to a new .h5ad (adata[:, genes].write_h5ad) and fit that")
     if args.genes_in_rows:
         raise BiovaeError("--genes-in-rows applies to CSV/TSV tables, which --backed cannot read",
                           "give an .h5ad (cells in rows) with --backed")

@@ -231,6 +231,9 @@ def _read_h5ad(path: Path, layer: str | None) -> ad.AnnData:
         return adata
     X, genes, _ = as_matrix(adata, layer)
     var = adata.raw.var.copy() if layer == "raw" else adata.var.copy()
+    if layer == "raw":  # flags such as highly_variable live in .var: carry them to the genes they cover
+        extra = [c for c in adata.var.columns if c not in var.columns]
+        var = var.join(adata.var[extra].reindex(var.index)) if extra else var
     var.index = pd.Index(genes)
     return ad.AnnData(X=X, obs=adata.obs.copy(), var=var, uns=dict(adata.uns),
                       obsm=dict(adata.obsm))

@@ -2,6 +2,11 @@
 
     ref = fit_reference(model, train)            # once, stored in model.vae.state (saved with it)
     scores = anomaly_scores(model, new_cells)    # DataFrame, one row per cell, higher = stranger
+    scores = anomaly_scores([m1, m2, m3], new_cells)   # an ensemble: each score averaged
+
+For finding cells of unseen types, fit the models with biovae.tl.fit_anomaly_models (settings
+measured for that, see biovae.tl.anomaly_model) and rank cells by latent_knn: on
+pbmc68k_reduced, leave-one-type-out, it is the best score (benchmarks/anomaly_loto.py).
 
 Scores (all "higher is more unusual"):
   neg_elbo      -ELBO (beta 1) = recon_nll + kl, in nats per sample
@@ -11,6 +16,7 @@ Scores (all "higher is more unusual"):
   encoder_var   mean posterior variance over latent dimensions (the encoder's uncertainty)
   mahalanobis   distance of the posterior mean to the training latents' Gaussian (mean, covariance)
   latent_knn    mean Euclidean distance of the posterior mean to its k nearest training latents
+                (the recommended novelty score: unlike the others it does not assume one blob)
 
 The training latent distribution comes from `reference` data, else from what fit_reference
 stored, else (expression models) from the encoded training cells the samplers stored.
@@ -25,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from biovae.errors import BiovaeError, require
+from biovae.tl.anomaly_model import mean_scores
 from biovae.tl.interpolate import expression_input, model_parts
 
 SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
@@ -149,7 +156,8 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
                    k: int = 10, seed: int = 0) -> pd.DataFrame:
     """Anomaly scores of each sample of `data`: a DataFrame (samples x SCORES), index = names.
 
-    model: ExpressionModel (data: AnnData/DataFrame/matrix over its genes, on the input scale;
+    model: a list of models (an ensemble, e.g. from fit_anomaly_models) gives each score
+      averaged over them (each model reads its own genes from `data`); or one ExpressionModel (data: AnnData/DataFrame/matrix over its genes, on the input scale;
       an AnnData opened with backed="r" or a biovae.io.backed.BackedExpression is read in row
       chunks, so memory does not grow with the number of cells beyond the scores themselves)
       or engine VAE (data: (n, n_features) array on the model's scale; (n, H, W) is flattened).
@@ -158,6 +166,10 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
       stored one, see reference_latents). n_samples: posterior draws for recon_nll (seeded).
     k: neighbours for latent_knn.
     """
+    if isinstance(model, (list, tuple)):
+        require(len(model) >= 1, "anomaly_scores got an empty list of models")
+        return mean_scores([anomaly_scores(m, data, labels=labels, layer=layer, reference=reference,
+                                           n_samples=n_samples, k=k, seed=seed) for m in model])
     vae, _ = model_parts(model)
     require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
     if reference is None and _STATE not in vae.state and "images.latent_mean" in vae.state:
