@@ -1,19 +1,22 @@
 """NB / ZINB log-likelihood speed: biovae's training objective vs the same densities written with
 torch.distributions.NegativeBinomial (and logaddexp for the zero inflation), forward + backward.
 
-All compute the same values and gradients (tests/test_likelihoods.py checks it). Three rows:
+All compute the same values and gradients (tests/test_likelihoods.py checks it). Four rows:
   torch.distributions   the textbook form (the reference of the ratio);
   biovae distribution   biovae's distribution objects (likelihood.distribution(...).log_prob):
                         the dispersion per gene (lgamma(theta) once per gene), log(theta + mu)
                         taken directly, the lgamma terms (and digamma in the backward pass) at
                         the non-zero counts only, one softplus instead of logaddexp;
-  biovae objective      what training calls (likelihood.log_prob): the same maths as one autograd
-                        function with its gradient written out (biovae.engine.count_density).
+  objective, PyTorch code   what training calls (likelihood.log_prob) where no C compiler is at
+                        hand: the same maths as one autograd function with its gradient written
+                        out (biovae.engine.count_density);
+  objective, C kernel   what training calls on a float32 CPU run: the same function in one pass
+                        of C (biovae/engine/kernels/count_density.c, built on first use).
 
     .venv/bin/python benchmarks/likelihood_speed.py [--cells 128] [--genes 765] [--reps 300] [--threads 1] [--kept 0.5]
 
 Prints milliseconds per forward + backward pass for each (median of 5 interleaved rounds) and the
-ratio reference / biovae objective.
+ratio reference / C kernel, and C kernel against the PyTorch code.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from biovae.engine import likelihoods
+from biovae.engine.count_density import kernel_built, pytorch_path
 
 
 def reference(name: str, lik, x, raw, lib):
@@ -69,14 +73,23 @@ def main() -> None:
         lik = likelihoods.get(name)(args.genes)
         raw = torch.randn(args.cells, lik.n_params * args.genes, requires_grad=True)
         ours = lambda: lik.log_prob(x, raw, lib)  # noqa: E731
+
+        def eager():
+            with pytorch_path():
+                return lik.log_prob(x, raw, lib)
+
         dist = lambda: lik.distribution(raw, lib).log_prob(x).sum(-1)  # noqa: E731
         ref = lambda: reference(name, lik, x, raw, lib)  # noqa: E731
-        gap = max((ours() - ref()).abs().max().item(), (dist() - ref()).abs().max().item())
-        timed(ours, 20), timed(dist, 20), timed(ref, 20)  # warm-up
-        rounds = [(timed(ref, args.reps), timed(dist, args.reps), timed(ours, args.reps)) for _ in range(5)]
-        r, d, o = (float(np.median([row[i] for row in rounds])) for i in range(3))
+        gap = max((f() - ref()).abs().max().item() for f in (ours, eager, dist))
+        timed(ours, 20), timed(eager, 20), timed(dist, 20), timed(ref, 20)  # warm-up
+        rounds = [(timed(ref, args.reps), timed(dist, args.reps), timed(eager, args.reps), timed(ours, args.reps))
+                  for _ in range(5)]
+        r, d, e, o = (float(np.median([row[i] for row in rounds])) for i in range(4))
         print(f"{name:5s} torch.distributions {r:6.2f}   biovae distribution {d:6.2f} ({r / d:.2f}x)   "
-              f"biovae objective {o:6.2f}   ratio {r / o:.2f}x   (max |difference| {gap:.1e} nats per cell)")
+              f"objective, PyTorch code {e:6.2f} ({r / e:.2f}x)   objective, C kernel {o:6.2f}   ratio {r / o:.2f}x   "
+              f"(C kernel vs PyTorch code {e / o:.2f}x; max |difference| {gap:.1e} nats per cell)")
+    if not kernel_built():
+        print("note: the C kernel is not built here, so both objective rows ran the PyTorch code")
 
 
 if __name__ == "__main__":
