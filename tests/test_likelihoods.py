@@ -1,5 +1,6 @@
 """Likelihoods against scipy, KL against Monte Carlo, samples against their moments."""
 
+import ctypes
 import os
 import shutil
 
@@ -261,6 +262,11 @@ def test_kernel_build_caches_and_falls_back(tmp_path, monkeypatch):
         assert kernel_build.kernel("count_density") is None
     finally:
         kernel_build.kernel.cache_clear()
+    # loading the library leaves the process's floating point alone: subnormals still exist
+    # (a library linked with -ffast-math would flush them to zero everywhere)
+    ctypes.CDLL(str(built))
+    tiny = np.array([1e-38], np.float32) / np.float32(100)
+    assert tiny[0] > 0 and (torch.tensor([1e-38]) / 100).item() > 0
     gen = torch.Generator().manual_seed(0)
     mu, x = torch.rand(8, 20, generator=gen) + 0.1, torch.poisson(torch.ones(8, 20), generator=gen)
     with pytorch_path():

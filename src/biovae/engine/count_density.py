@@ -26,9 +26,9 @@ torch.distributions (tests/test_likelihoods.py); `benchmarks/likelihood_speed.py
 against torch.distributions and the previous graph-built form in one run.
 
 On the CPU in float32 the same function runs as one pass of C (kernels/count_density.c, built on
-first use by biovae.engine.kernel_build; _CountLogProbC): 2.0x (zinb) to 2.7x (nb) faster than
+first use by biovae.engine.kernel_build; _CountLogProbC): 2.2x (zinb) to 2.3x (nb) faster than
 the PyTorch code below on 128 x 765 counts at 38 % non-zero, one thread, measured side by side by
-benchmarks/likelihood_speed.py (3.4x faster than torch.distributions). Its values are no further
+benchmarks/likelihood_speed.py (3.2-3.6x faster than torch.distributions). Its values are no further
 from float64 than the PyTorch code's in float32 (its lgamma differences run in double), tested.
 Other devices and dtypes, machines without a C compiler, and `with pytorch_path():` use the
 PyTorch code.

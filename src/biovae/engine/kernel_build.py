@@ -22,7 +22,12 @@ import warnings
 from functools import cache
 from pathlib import Path
 
-FLAGS = ("-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared", "-std=c11")
+# -ffast-math for compiling only: it lets the loops call glibc's vector logf/expf. Given when
+# linking, gcc adds crtfastmath.o, whose start-up code flushes subnormal floats to zero for the
+# whole process (numpy, torch and all) once the library is loaded; so the link is a second step.
+COMPILE = ("-O3", "-ffast-math", "-fopenmp-simd", "-fPIC", "-std=c11", "-c")
+LINK = ("-shared",)
+FLAGS = COMPILE + LINK
 SOURCES = Path(__file__).with_name("kernels")
 
 
@@ -60,11 +65,14 @@ def _build(name: str) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
             os.close(fd)
-            done = subprocess.run([cc, *FLAGS, str(source), "-o", tmp, "-lm"], capture_output=True, text=True,
-                                  timeout=300)
-            if done.returncode != 0:
-                os.unlink(tmp)
-                raise OSError(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
+            obj = tmp[:-3] + ".o"
+            for step in ([cc, *COMPILE, str(source), "-o", obj], [cc, *LINK, obj, "-o", tmp, "-lm"]):
+                done = subprocess.run(step, capture_output=True, text=True, timeout=300)
+                if done.returncode != 0:
+                    for leftover in (tmp, obj):
+                        Path(leftover).unlink(missing_ok=True)
+                    raise OSError(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
+            Path(obj).unlink()
             os.replace(tmp, target)
             return target
         except OSError as exc:
