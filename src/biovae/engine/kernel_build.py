@@ -31,6 +31,10 @@ FLAGS = COMPILE + LINK
 SOURCES = Path(__file__).with_name("kernels")
 
 
+class _CompileError(OSError):
+    """The compiler ran and refused the source: another cache folder would not help."""
+
+
 def enabled() -> bool:
     """False when BIOVAE_CPU_KERNELS=off (or 0/no/false)."""
     return os.environ.get("BIOVAE_CPU_KERNELS", "auto").strip().lower() not in ("off", "0", "no", "false")
@@ -71,14 +75,15 @@ def _build(name: str) -> Path:
                 if done.returncode != 0:
                     for leftover in (tmp, obj):
                         Path(leftover).unlink(missing_ok=True)
-                    raise OSError(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
+                    raise _CompileError(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
             Path(obj).unlink()
             os.replace(tmp, target)
             return target
-        except OSError as exc:
+        except _CompileError as exc:
             problems.append(str(exc))
-            if "failed on" in str(exc):
-                break
+            break
+        except OSError as exc:  # this folder is not writable: try the next
+            problems.append(str(exc))
     raise OSError("; ".join(problems))
 
 

@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from biovae.errors import BiovaeError, require
-from biovae.tl.anomaly_model import mean_scores
 from biovae.tl.interpolate import expression_input, model_parts
 
 SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
@@ -168,8 +167,10 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
     """
     if isinstance(model, (list, tuple)):
         require(len(model) >= 1, "anomaly_scores got an empty list of models")
-        return mean_scores([anomaly_scores(m, data, labels=labels, layer=layer, reference=reference,
-                                           n_samples=n_samples, k=k, seed=seed) for m in model])
+        frames = [anomaly_scores(m, data, labels=labels, layer=layer, reference=reference, n_samples=n_samples,
+                                 k=k, seed=seed) for m in model]
+        values = np.mean([f.to_numpy(np.float64) for f in frames], axis=0)
+        return pd.DataFrame(values, index=frames[0].index, columns=frames[0].columns)
     vae, _ = model_parts(model)
     require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
     if reference is None and _STATE not in vae.state and "images.latent_mean" in vae.state:

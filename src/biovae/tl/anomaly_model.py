@@ -32,9 +32,6 @@ residuals (0.787 against recon_mse 0.789), LOF-style density-normalised kNN rati
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from biovae.errors import require
 from biovae.expr.genes import select_genes
 
@@ -55,9 +52,3 @@ def fit_anomaly_models(data, *, genes="highly_variable", n_models: int = ANOMALY
     options = {**ANOMALY_SETTINGS, **settings}
     return [ex.fit(cells, seed=seed + i, **options) for i in range(int(n_models))]
 
-
-def mean_scores(frames):
-    """The element-wise mean of score frames with the same rows and columns (an ensemble)."""
-    first = frames[0]
-    values = np.mean([f.to_numpy(np.float64) for f in frames], axis=0)
-    return pd.DataFrame(values, index=first.index, columns=first.columns)

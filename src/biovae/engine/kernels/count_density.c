@@ -142,13 +142,15 @@ CLONES static void row_backward_zinb(float g, const float *x, const float *mu, c
    float 2f on (2f floats), then the gather buffers (x, theta, digamma: 3f floats; lgamma: 2f;
    index: f). work holds WORK_PER_FEATURE f floats, 8-byte aligned. */
 #define WORK_PER_FEATURE 10
-static Gathered per_feature(const float *lt, float *work, int64_t f) {
+static Gathered per_feature(const float *lt, float *work, int64_t f, int forward) {
   double *lgt = (double *)(work + 2 * f);
   for (int64_t j = 0; j < f; ++j) {
     float t = expf(lt[j]);
     work[j] = t;
-    work[f + j] = digamma_ge1(t + 1.0f) - 1.0f / t;
-    lgt[j] = lgamma((double)t);
+    if (forward)
+      lgt[j] = lgamma((double)t);  /* the forward pass needs lgamma(theta) only */
+    else
+      work[f + j] = digamma_ge1(t + 1.0f) - 1.0f / t;  /* the backward pass digamma(theta) only */
   }
   Gathered s = {work + 4 * f, work + 5 * f, work + 6 * f, (double *)(work + 7 * f), (int32_t *)(work + 9 * f)};
   return s;
@@ -159,7 +161,7 @@ int64_t count_work_per_feature(void) { return WORK_PER_FEATURE; }
 /* out[i] = sum_j log p(x_ij); logit NULL for NB. All arrays C-contiguous float32. */
 void count_forward(const float *x, const float *mu, const float *lt, const float *logit, float *out, float *work,
                    int64_t b, int64_t f) {
-  Gathered s = per_feature(lt, work, f);
+  Gathered s = per_feature(lt, work, f, 1);
   const double *lgt = (const double *)(work + 2 * f);
   for (int64_t i = 0; i < b; ++i)
     out[i] = logit ? row_forward_zinb(x + i * f, mu + i * f, logit + i * f, lt, work, lgt, &s, f)
@@ -169,7 +171,7 @@ void count_forward(const float *x, const float *mu, const float *lt, const float
 /* Gradients of sum_i grad[i] out[i]: d_mu (b, f), d_lt (f), d_logit (b, f) (unused for NB). */
 void count_backward(const float *grad, const float *x, const float *mu, const float *lt, const float *logit,
                     float *d_mu, float *d_lt, float *d_logit, float *work, int64_t b, int64_t f) {
-  Gathered s = per_feature(lt, work, f);
+  Gathered s = per_feature(lt, work, f, 0);
   for (int64_t j = 0; j < f; ++j) d_lt[j] = 0.0f;
   for (int64_t i = 0; i < b; ++i) {
     if (logit)
