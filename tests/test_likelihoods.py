@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from biovae.engine import likelihoods
-from biovae.engine.module import kl_normal, reparameterize
+from biovae.engine.module import _SampleAndKL, kl_normal, reparameterize, sample_and_kl
 from biovae.errors import BiovaeError
 
 rng = np.random.default_rng(7)
@@ -28,6 +28,21 @@ def test_kl_closed_form_matches_monte_carlo():
     assert torch.allclose(mc, exact, rtol=0.03, atol=0.03), (mc, exact)
     # and a posterior narrower than the prior (sigma < 1) is representable: no softplus floor
     assert kl_normal(torch.zeros(1, 1), torch.full((1, 1), -4.0)).item() > 1.0
+
+
+def test_fused_sample_and_kl_matches_the_separate_terms_values_and_gradients():
+    mean = torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float64, requires_grad=True)
+    logvar = torch.tensor(rng.normal(scale=1.5, size=(5, 4)), dtype=torch.float64, requires_grad=True)
+    eps = torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float64)
+    z, kl = _SampleAndKL.apply(mean, logvar, eps)
+    assert torch.allclose(z, mean + torch.exp(0.5 * logvar) * eps)
+    assert torch.allclose(kl, kl_normal(mean, logvar))
+    assert torch.autograd.gradcheck(lambda m, lv: _SampleAndKL.apply(m, lv, eps), (mean, logvar))
+    # the same draw of eps as reparameterize under the same seed
+    torch.manual_seed(3)
+    z1, _ = sample_and_kl(mean, logvar)
+    torch.manual_seed(3)
+    assert torch.allclose(z1, reparameterize(mean, logvar))
 
 
 def _params(n=6, d=5):

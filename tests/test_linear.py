@@ -41,14 +41,25 @@ def test_values_and_gradients_match_f_linear(backend, shape, with_bias):
 def test_non_contiguous_input_and_frozen_weights(backend):
     backend("onednn")
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(40, 60, generator=g)[:, ::2]  # a strided view
-    layer = lin.Linear(30, 8)
+    x = torch.randn(40, 600, generator=g)[:, ::2]  # a strided view
+    layer = lin.Linear(300, 128)  # large enough for oneDNN (ONEDNN_MIN_WEIGHTS)
     with torch.no_grad():
-        assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+        assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-4)
     layer.requires_grad_(False)
     xg = x.clone().requires_grad_(True)
     layer(xg).sum().backward()  # input gradient only
-    assert torch.allclose(xg.grad, layer.weight.sum(0).expand_as(xg), atol=1e-5)
+    assert torch.allclose(xg.grad, layer.weight.sum(0).expand_as(xg), atol=1e-4)
+
+
+def test_small_layers_take_f_linear_and_large_ones_onednn(backend, monkeypatch):
+    backend("onednn")
+    calls = []
+    real = lin._product
+    monkeypatch.setattr(lin, "_product", lambda *a: calls.append(1) or real(*a))
+    lin.Linear(128, 10)(torch.randn(64, 128)).sum().backward()  # 1,280 weights: F.linear
+    assert calls == []
+    lin.Linear(765, 128)(torch.randn(64, 765)).sum().backward()  # 97,920 weights: oneDNN, both passes
+    assert len(calls) == 2  # forward and weight gradient (the input needs none)
 
 
 def test_backend_choice_is_explicit_and_validated(backend, monkeypatch):

@@ -26,10 +26,11 @@ torch.distributions (tests/test_likelihoods.py); `benchmarks/likelihood_speed.py
 against torch.distributions and the previous graph-built form in one run.
 
 On the CPU in float32 the same function runs as one pass of C (kernels/count_density.c, built on
-first use by biovae.engine.kernel_build; _CountLogProbC): 2.2x (zinb) to 2.3x (nb) faster than
-the PyTorch code below on 128 x 765 counts at 38 % non-zero, one thread, measured side by side by
-benchmarks/likelihood_speed.py (3.2-3.6x faster than torch.distributions). Its values are no further
-from float64 than the PyTorch code's in float32 (its lgamma differences run in double), tested.
+first use by biovae.engine.kernel_build; _CountLogProbC): 3.4x (zinb) to 4.3x (nb) faster than
+the PyTorch code below on 128 x 765 counts at 38 % non-zero, 2.0-2.2x at 8 %, one thread,
+measured side by side by benchmarks/likelihood_speed.py (5.2-6.7x faster than torch.distributions).
+Its values are no further from float64 than the PyTorch code's in float32 (its lgamma differences
+run in double; counts up to 8 take exact finite sums), tested.
 Other devices and dtypes, machines without a C compiler, and `with pytorch_path():` use the
 PyTorch code.
 """
@@ -120,7 +121,7 @@ class _CountLogProb(torch.autograd.Function):
         return None, d_mu, d_log_theta, d_zero
 
 
-_WORK = 10  # work floats per feature: WORK_PER_FEATURE in kernels/count_density.c (checked on load)
+_WORK = 7  # work floats per feature: WORK_PER_FEATURE in kernels/count_density.c (checked on load)
 
 
 @cache

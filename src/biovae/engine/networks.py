@@ -17,6 +17,7 @@ from torch import nn
 
 from biovae.engine import likelihoods
 from biovae.engine.config import ModelConfig
+from biovae.engine.dropout import Dropout
 from biovae.engine.linear import Linear
 
 _ACT = {
@@ -43,7 +44,7 @@ def mlp(sizes: list[int], activation: str, norm: str, dropout: float) -> nn.Sequ
             layers.append(nn.LayerNorm(n_out))
         layers.append(_ACT[activation](inplace=True) if activation in _IN_PLACE else _ACT[activation]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -109,7 +110,7 @@ class Decoder(nn.Module):
                 h = layer(torch.cat([h, cond], dim=1))
             h = torch.cat([h, cond], dim=1)
         else:
-            h = self.body(torch.cat([z, cond], dim=1))
+            h = self.body(torch.cat([z, cond], dim=1) if cond.shape[1] else z)
         return {name: head(h) for name, head in self.heads.items()}
 
 
