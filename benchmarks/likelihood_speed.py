@@ -11,7 +11,14 @@ All compute the same values and gradients (tests/test_likelihoods.py checks it).
                         hand: the same maths as one autograd function with its gradient written
                         out (biovae.engine.count_density);
   objective, C kernel   what training calls on a float32 CPU run: the same function in one pass
-                        of C (biovae/engine/kernels/count_density.c, built on first use).
+                        of C (biovae/engine/kernels/count_density.c, built on first use), the
+                        mean (library x softmax of the decoder output) computed inside it.
+Two more rows take the C kernel apart, each against the full kernel in the same run:
+  C, mean in PyTorch    the softmax and library product in PyTorch, the density in C
+                        (count_density.count_log_prob, the kernel's form before the mean moved in);
+  C, scalar gather      the kernel with its scalar loop listing each row's non-zero counts in
+                        place of the AVX-512 one (count_density.scalar_gather; same on CPUs
+                        without AVX-512).
 
     .venv/bin/python benchmarks/likelihood_speed.py [--cells 128] [--genes 765] [--reps 300] [--threads 1] [--kept 0.5]
 
@@ -28,7 +35,7 @@ import numpy as np
 import torch
 
 from biovae.engine import likelihoods
-from biovae.engine.count_density import kernel_built, pytorch_path
+from biovae.engine.count_density import count_log_prob, count_mean, kernel_built, pytorch_path, scalar_gather
 
 
 def reference(name: str, lik, x, raw, lib):
@@ -78,16 +85,27 @@ def main() -> None:
             with pytorch_path():
                 return lik.log_prob(x, raw, lib)
 
+        def mean_outside():
+            g = args.genes
+            return count_log_prob(x, count_mean(raw[:, :g], lib), lik.log_theta, raw[:, g:] if name == "zinb" else None)
+
+        def scalar():
+            with scalar_gather():
+                return lik.log_prob(x, raw, lib)
+
         dist = lambda: lik.distribution(raw, lib).log_prob(x).sum(-1)  # noqa: E731
         ref = lambda: reference(name, lik, x, raw, lib)  # noqa: E731
-        gap = max((f() - ref()).abs().max().item() for f in (ours, eager, dist))
-        timed(ours, 20), timed(eager, 20), timed(dist, 20), timed(ref, 20)  # warm-up
-        rounds = [(timed(ref, args.reps), timed(dist, args.reps), timed(eager, args.reps), timed(ours, args.reps))
-                  for _ in range(5)]
-        r, d, e, o = (float(np.median([row[i] for row in rounds])) for i in range(4))
+        fns = (ref, dist, eager, ours, mean_outside, scalar)
+        gap = max((f() - ref()).abs().max().item() for f in fns[1:])
+        for f in fns:  # warm-up
+            timed(f, 20)
+        rounds = [[timed(f, args.reps) for f in fns] for _ in range(5)]
+        r, d, e, o, m, s = (float(np.median([row[i] for row in rounds])) for i in range(len(fns)))
         print(f"{name:5s} torch.distributions {r:6.2f}   biovae distribution {d:6.2f} ({r / d:.2f}x)   "
               f"objective, PyTorch code {e:6.2f} ({r / e:.2f}x)   objective, C kernel {o:6.2f}   ratio {r / o:.2f}x   "
-              f"(C kernel vs PyTorch code {e / o:.2f}x; max |difference| {gap:.1e} nats per cell)")
+              f"(C kernel vs PyTorch code {e / o:.2f}x; max |difference| {gap:.1e} nats per cell)\n"
+              f"      C, mean in PyTorch {m:6.2f} (full kernel {m / o:.2f}x faster)   "
+              f"C, scalar gather {s:6.2f} (full kernel {s / o:.2f}x faster)")
     if not kernel_built():
         print("note: the C kernel is not built here, so both objective rows ran the PyTorch code")
 

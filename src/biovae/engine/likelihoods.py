@@ -22,7 +22,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.distributions import Bernoulli, Distribution, Gamma, Normal, Poisson
 
-from biovae.engine.count_density import count_log_prob
+from biovae.engine.count_density import count_log_prob_raw, count_mean
 from biovae.errors import BiovaeError
 
 _HALF_LOG_2PI = 0.9189385332046727  # log(2 pi) / 2
@@ -102,14 +102,6 @@ class Likelihood(nn.Module):
         return list(raw.reshape(raw.shape[0], self.n_params, self.n_features).unbind(1))
 
 
-def _count_mean(raw: torch.Tensor, library: torch.Tensor | None) -> torch.Tensor:
-    """Mean counts: library * softmax(raw) when a library size is given (the decoder then models
-    proportions, so sequencing depth does not enter the latent), else exp(raw)."""
-    if library is None:
-        return torch.exp(raw.clamp(max=20.0))
-    return library * torch.softmax(raw, dim=-1)
-
-
 @register("gaussian")
 class Gaussian(Likelihood):
     """Normal with unit variance: -log p is half the squared error plus a constant (MSE loss)."""
@@ -178,7 +170,7 @@ class PoissonLikelihood(Likelihood):
     counts = True
 
     def distribution(self, raw, library=None):
-        return Poisson(_count_mean(raw, library).clamp(min=1e-8), validate_args=False)
+        return Poisson(count_mean(raw, library).clamp(min=1e-8), validate_args=False)
 
 
 class _CountGammaTerms(torch.autograd.Function):
@@ -269,11 +261,11 @@ class NB(Likelihood):
         return NegBinomial(mu, self.log_theta)
 
     def distribution(self, raw, library=None):
-        return self._nb(_count_mean(raw, library))
+        return self._nb(count_mean(raw, library))
 
     def log_prob(self, x, raw, library=None):
         # the same value as self.distribution(raw, library).log_prob(x).sum(-1), in one function
-        return count_log_prob(x, _count_mean(raw, library), self.log_theta)
+        return count_log_prob_raw(x, raw, self.log_theta, library)
 
 
 class ZeroInflated(Distribution):
@@ -319,11 +311,10 @@ class ZINB(NB):
 
     def distribution(self, raw, library=None):
         mean_raw, zero_logits = self._split(raw)
-        return ZeroInflated(self._nb(_count_mean(mean_raw, library)), zero_logits)
+        return ZeroInflated(self._nb(count_mean(mean_raw, library)), zero_logits)
 
     def log_prob(self, x, raw, library=None):
-        mean_raw, zero_logits = self._split(raw)
-        return count_log_prob(x, _count_mean(mean_raw, library), self.log_theta, zero_logits)
+        return count_log_prob_raw(x, raw, self.log_theta, library, zero_inflated=True)
 
 
 def log_library(x: np.ndarray) -> np.ndarray:

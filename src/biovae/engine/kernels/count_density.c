@@ -77,16 +77,69 @@ typedef struct {
 /* Branch-free: each index is written to both lists and each cursor advances by its condition
    (zero and non-zero counts alternate unpredictably at droplet sparsity; a branch per count cost
    a misprediction each). */
-INLINE void gather(const float *restrict x, Gathered *s, int64_t f) {
-  int64_t n = 0, ns = 0;
-  int32_t *restrict sj = s->sj, *restrict gj = s->j;
-  for (int64_t j = 0; j < f; ++j) {
+static inline void gather_scalar(const float *restrict x, int32_t *restrict sj, int32_t *restrict gj, int64_t j,
+                                 int64_t f, int64_t *ns_io, int64_t *n_io) {
+  int64_t n = *n_io, ns = *ns_io;
+  for (; j < f; ++j) {
     float v = x[j];
     sj[ns] = (int32_t)j;
     gj[n] = (int32_t)j;
     ns += (v > 0.0f) & (v <= (float)SMALL);
     n += v > (float)SMALL;
   }
+  *n_io = n;
+  *ns_io = ns;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PAD 16 /* each list may be written up to 16 entries past its end */
+/* 16 counts at a time: compare into masks, compress the indices in a register, store all 16 and
+   advance each cursor by its mask's count. The register form of vpcompressd, not the store form,
+   which Zen 4 runs microcoded at about a hundred cycles. The scalar loop (its two stores per
+   count wait on its cursors) was about half of each row loop's own time (perf, Zen 4 EPYC);
+   benchmarks/likelihood_speed.py times both (count_density.scalar_gather). */
+__attribute__((target("avx512f,popcnt"))) static void gather_avx512(const float *restrict x, Gathered *s,
+                                                                    int64_t f) {
+  int64_t n = 0, ns = 0, j = 0;
+  const __m512 zero = _mm512_setzero_ps(), small = _mm512_set1_ps((float)SMALL);
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (; j + 16 <= f; j += 16) {
+    __m512 v = _mm512_loadu_ps(x + j);
+    __mmask16 pos = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), big = _mm512_cmp_ps_mask(v, small, _CMP_GT_OQ);
+    __mmask16 sm = pos & (__mmask16)~big;
+    _mm512_storeu_si512((void *)(s->sj + ns), _mm512_maskz_compress_epi32(sm, idx));
+    _mm512_storeu_si512((void *)(s->j + n), _mm512_maskz_compress_epi32(big, idx));
+    ns += __builtin_popcount(sm);
+    n += __builtin_popcount(big);
+    idx = _mm512_add_epi32(idx, step);
+  }
+  gather_scalar(x, s->sj, s->j, j, f, &ns, &n);
+  s->n = n;
+  s->ns = ns;
+}
+static int use_avx512(void) {
+  static int known = -1;
+  if (known < 0) known = __builtin_cpu_supports("avx512f") != 0;
+  return known;
+}
+#else
+#define PAD 0
+static int use_avx512(void) { return 0; }
+static void gather_avx512(const float *x, Gathered *s, int64_t f) { (void)x; (void)s; (void)f; }
+#endif
+
+static int gather_mode = 1; /* 1: the AVX-512 gather where the CPU has it; 0: the scalar loop */
+void count_set_gather(int64_t mode) { gather_mode = (int)mode; }
+
+static void gather(const float *restrict x, Gathered *s, int64_t f) {
+  if (gather_mode && use_avx512()) {
+    gather_avx512(x, s, f);
+    return;
+  }
+  int64_t n = 0, ns = 0;
+  gather_scalar(x, s->sj, s->j, 0, f, &ns, &n);
   s->n = n;
   s->ns = ns;
 }
@@ -170,8 +223,8 @@ CLONES static void row_backward_zinb(float g, const float *x, const float *mu, c
 }
 
 /* Per feature, in work: theta at [0, f), digamma(theta) at [f, 2f), lgamma(theta) as doubles from
-   float 2f on (2f floats), then the gather lists (2f int32) and scratch (f). work holds
-   WORK_PER_FEATURE f floats, 8-byte aligned. */
+   float 2f on (2f floats), then the gather lists (f + PAD int32 each) and scratch (f). work holds
+   count_work_size(f) floats, 8-byte aligned. */
 #define WORK_PER_FEATURE 7
 static Gathered per_feature(const float *lt, float *work, int64_t f, int forward) {
   double *lgt = (double *)(work + 2 * f);
@@ -183,11 +236,11 @@ static Gathered per_feature(const float *lt, float *work, int64_t f, int forward
     else
       work[f + j] = digamma_ge1(t + 1.0f) - 1.0f / t;  /* the backward pass digamma(theta) only */
   }
-  Gathered s = {(int32_t *)(work + 4 * f), (int32_t *)(work + 5 * f), work + 6 * f, 0, 0};
+  Gathered s = {(int32_t *)(work + 4 * f), (int32_t *)(work + 5 * f + PAD), work + 6 * f + 2 * PAD, 0, 0};
   return s;
 }
 
-int64_t count_work_per_feature(void) { return WORK_PER_FEATURE; }
+int64_t count_work_size(int64_t f) { return WORK_PER_FEATURE * f + 2 * PAD; }
 
 /* out[i] = sum_j log p(x_ij); logit NULL for NB. All arrays C-contiguous float32. */
 void count_forward(const float *x, const float *mu, const float *lt, const float *logit, float *out, float *work,
@@ -210,6 +263,80 @@ void count_backward(const float *grad, const float *x, const float *mu, const fl
                         d_logit + i * f, d_lt, &s, f);
     else
       row_backward_nb(grad[i], x + i * f, mu + i * f, lt, work, work + f, d_mu + i * f, d_lt, &s, f);
+  }
+  for (int64_t j = 0; j < f; ++j) d_lt[j] *= work[j];
+}
+
+/* The same from the decoder's raw output (b, ld) (ld = f for NB, 2 f for ZINB: mean logits at
+   [0, f), zero logits at [f, 2 f)): mu = lib * softmax(mean logits) per row where lib is given,
+   else exp(min(logit, 20)); mu (b, f) is written out for the backward pass. One pass in place of
+   a softmax, a product with the library and the copies of each half of raw. */
+CLONES static void row_mean(const float *restrict r, float lib, int has_lib, float *restrict mu, int64_t f) {
+  if (!has_lib) {
+#pragma omp simd
+    for (int64_t j = 0; j < f; ++j) mu[j] = expf(fminf(r[j], 20.0f));
+    return;
+  }
+  float top = -3.4e38f, total = 0.0f;  /* not -INFINITY: -ffast-math assumes finite values */
+#pragma omp simd reduction(max : top)
+  for (int64_t j = 0; j < f; ++j) top = fmaxf(top, r[j]);
+#pragma omp simd reduction(+ : total)
+  for (int64_t j = 0; j < f; ++j) {
+    float e = expf(r[j] - top);
+    mu[j] = e;
+    total += e;
+  }
+  float c = lib / total;
+#pragma omp simd
+  for (int64_t j = 0; j < f; ++j) mu[j] *= c;
+}
+
+/* d (in: d mu, out: d mean logit) through row_mean: mu_j (d_j - sum_k mu_k d_k / lib) with a
+   library (the softmax's Jacobian times lib), mu_j d_j below the clamp without one. */
+CLONES static void row_mean_backward(const float *restrict r, const float *restrict mu, float lib, int has_lib,
+                                     float *restrict d, int64_t f) {
+  if (!has_lib) {
+#pragma omp simd
+    for (int64_t j = 0; j < f; ++j) d[j] = r[j] <= 20.0f ? mu[j] * d[j] : 0.0f;
+    return;
+  }
+  float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t j = 0; j < f; ++j) dot += mu[j] * d[j];
+  float c = lib > 0.0f ? dot / lib : 0.0f;
+#pragma omp simd
+  for (int64_t j = 0; j < f; ++j) d[j] = mu[j] * (d[j] - c);
+}
+
+/* out[i] = sum_j log p(x_ij) from raw; lib (b) or NULL; mu (b, f) written. */
+void count_forward_raw(const float *x, const float *raw, const float *lt, const float *lib, int64_t zinb,
+                       float *mu, float *out, float *work, int64_t b, int64_t f) {
+  Gathered s = per_feature(lt, work, f, 1);
+  const double *lgt = (const double *)(work + 2 * f);
+  const int64_t ld = zinb ? 2 * f : f;
+  for (int64_t i = 0; i < b; ++i) {
+    const float *r = raw + i * ld;
+    row_mean(r, lib ? lib[i] : 0.0f, lib != 0, mu + i * f, f);
+    out[i] = zinb ? row_forward_zinb(x + i * f, mu + i * f, r + f, lt, work, lgt, &s, f)
+                  : row_forward_nb(x + i * f, mu + i * f, lt, work, lgt, &s, f);
+  }
+}
+
+/* Gradients of sum_i grad[i] out[i]: d_raw (b, ld), in raw's layout, and d_lt (f). */
+void count_backward_raw(const float *grad, const float *x, const float *raw, const float *mu, const float *lt,
+                        const float *lib, int64_t zinb, float *d_raw, float *d_lt, float *work, int64_t b,
+                        int64_t f) {
+  Gathered s = per_feature(lt, work, f, 0);
+  const int64_t ld = zinb ? 2 * f : f;
+  for (int64_t j = 0; j < f; ++j) d_lt[j] = 0.0f;
+  for (int64_t i = 0; i < b; ++i) {
+    const float *r = raw + i * ld;
+    float *d = d_raw + i * ld;
+    if (zinb)
+      row_backward_zinb(grad[i], x + i * f, mu + i * f, r + f, lt, work, work + f, d, d + f, d_lt, &s, f);
+    else
+      row_backward_nb(grad[i], x + i * f, mu + i * f, lt, work, work + f, d, d_lt, &s, f);
+    row_mean_backward(r, mu + i * f, lib ? lib[i] : 0.0f, lib != 0, d, f);
   }
   for (int64_t j = 0; j < f; ++j) d_lt[j] *= work[j];
 }
