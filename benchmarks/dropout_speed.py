@@ -4,7 +4,10 @@
 
 Times forward and forward + backward of a training-mode dropout (p = 0.1) on a (rows, cols)
 float32 batch, best of 5 repeats of 500 calls each, and prints the ratio nn.Dropout / biovae.
-Also prints the kept fraction of each (it should be 0.9).
+Also prints the kept fraction of each (it should be 0.9). Then the three layers `mlp` stacks
+after each hidden Linear, batch norm -> ReLU -> dropout, forward + backward in training mode on the
+same batch: as modules (nn.BatchNorm1d, nn.ReLU, biovae's Dropout) against one fused node
+(biovae.engine.norm_act), 40 interleaved rounds of 100 calls, median and best round of each.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 import torch
 from torch import nn
 
+from biovae.engine import norm_act
 from biovae.engine.dropout import Dropout, _lib
 
 
@@ -54,6 +58,31 @@ def main() -> None:
         print(f"{name:26s} {fwd:11.1f} {both:11.1f} {kept:6.3f}")
     (tf, tb, _), (bf, bb, _) = rows.values()
     print(f"ratio nn.Dropout / biovae: forward {tf / bf:.1f}x, forward + backward {tb / bb:.1f}x")
+    fused_vs_modules(xg)
+
+
+def fused_vs_modules(xg: torch.Tensor) -> None:
+    norm, relu, drop = nn.BatchNorm1d(xg.shape[1]).train(), nn.ReLU(inplace=True), Dropout(0.1).train()
+    if not norm_act.fusable(xg, norm):
+        print("batch norm -> ReLU -> dropout: the fused node does not run here")
+        return
+    ways = {"modules": lambda: drop(relu(norm(xg))).sum().backward(),
+            "fused (norm_act)": lambda: norm_act.batch_norm_relu_dropout(xg, norm, 0.1).sum().backward()}
+    times = {name: [] for name in ways}
+    for f in ways.values():
+        for _ in range(50):
+            f()
+    for _ in range(40):
+        for name, f in ways.items():
+            t0 = time.perf_counter()
+            for _ in range(100):
+                f()
+            times[name].append((time.perf_counter() - t0) / 100 * 1e6)
+    med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+    for name, v in times.items():
+        print(f"batch norm -> ReLU -> dropout, {name:17s} fwd+bwd median {med[name]:6.1f} us, best {min(v):6.1f} us")
+    print(f"ratio modules / fused: {med['modules'] / med['fused (norm_act)']:.2f}x (median), "
+          f"{min(times['modules']) / min(times['fused (norm_act)']):.2f}x (best)")
 
 
 if __name__ == "__main__":

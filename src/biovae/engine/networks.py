@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from biovae.engine import likelihoods
+from biovae.engine import likelihoods, norm_act
 from biovae.engine.config import ModelConfig
 from biovae.engine.dropout import Dropout
 from biovae.engine.linear import Linear
@@ -33,7 +33,35 @@ _ACT = {
 _IN_PLACE = {"relu", "leaky_relu", "elu", "silu"}
 
 
-def mlp(sizes: list[int], activation: str, norm: str, dropout: float) -> nn.Sequential:
+class MLP(nn.Sequential):
+    """The layers of `mlp` in order (so state-dict keys are an nn.Sequential's); while training
+    on the CPU, each batch norm -> ReLU [-> dropout] run is one fused node (engine/norm_act.py),
+    the other layers run module by module."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        self.runs: dict[int, tuple[float, int]] = {}  # BatchNorm1d index -> (dropout p, layers covered)
+        for i, layer in enumerate(layers):
+            if type(layer) is nn.BatchNorm1d and i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU:
+                drop = layers[i + 2] if i + 2 < len(layers) and type(layers[i + 2]) is Dropout else None
+                self.runs[i] = (drop.p, 3) if drop is not None else (0.0, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.runs):
+            return super().forward(x)
+        skip = 0
+        for i, layer in enumerate(self._modules.values()):
+            if skip:
+                skip -= 1
+            elif i in self.runs and norm_act.fusable(x, layer):
+                p, width = self.runs[i]
+                x, skip = norm_act.batch_norm_relu_dropout(x, layer, p), width - 1
+            else:
+                x = layer(x)
+        return x
+
+
+def mlp(sizes: list[int], activation: str, norm: str, dropout: float) -> MLP:
     """Linear -> norm -> activation -> dropout for each consecutive pair in `sizes`."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -45,7 +73,7 @@ def mlp(sizes: list[int], activation: str, norm: str, dropout: float) -> nn.Sequ
         layers.append(_ACT[activation](inplace=True) if activation in _IN_PLACE else _ACT[activation]())
         if dropout > 0:
             layers.append(Dropout(dropout))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 class ConditionInput(nn.Module):
