@@ -124,19 +124,14 @@ class _CountLogProb(torch.autograd.Function):
         return None, d_mu, d_log_theta, d_zero
 
 
-
-
 @cache
 def _lib():
-    """The C kernel library, or None (not built here, or a build of another layout)."""
+    """The C kernel library, or None (not built here)."""
     lib = kernel("count_density")
     if lib is None:
         return None
-    try:  # a library built from an older source lacks the current entry points
-        lib.count_work_size.restype = ctypes.c_int64
-        lib.count_set_gather.restype = None
-    except AttributeError:
-        return None
+    lib.count_work_size.restype = ctypes.c_int64  # the library's name hashes its source: never stale
+    lib.count_set_gather.restype = None
     return lib
 
 

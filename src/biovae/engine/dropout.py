@@ -34,10 +34,19 @@ def _lib():
     return lib
 
 
+def keep_threshold(p: float) -> int:
+    """The kernel keeps an element whose 32-bit hash is below this: (1 - p) * 2^32."""
+    return min(int(round((1.0 - p) * 2.0**32)), 2**32 - 1)
+
+
+def draw_seed() -> int:
+    """A mask seed from torch's default generator, so seeded runs repeat their masks."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
 def _apply(x: torch.Tensor, seed: int, p: float) -> torch.Tensor:
     y = torch.empty_like(x)
-    threshold = min(int(round((1.0 - p) * 2.0**32)), 2**32 - 1)
-    _lib().dropout_apply(x.data_ptr(), y.data_ptr(), x.numel(), seed, threshold, 1.0 / (1.0 - p))
+    _lib().dropout_apply(x.data_ptr(), y.data_ptr(), x.numel(), seed, keep_threshold(p), 1.0 / (1.0 - p))
     return y
 
 
@@ -60,8 +69,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if not (x.device.type == "cpu" and x.dtype == torch.float32 and 0.0 < p < 1.0 and x.numel() > 0
             and _lib() is not None):
         return nn.functional.dropout(x, p, training)
-    seed = int(torch.randint(0, 2**62, (1,)).item())  # from torch's default generator: seeded runs repeat
-    return _HashDropout.apply(x.contiguous(), seed, p)
+    return _HashDropout.apply(x.contiguous(), draw_seed(), p)
 
 
 class Dropout(nn.Dropout):

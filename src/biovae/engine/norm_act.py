@@ -25,10 +25,6 @@ from torch.autograd.function import once_differentiable
 from biovae.engine import dropout as _dropout
 
 
-def _f(v: float) -> ctypes.c_float:
-    return ctypes.c_float(v)
-
-
 def _p(t: torch.Tensor) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
 
@@ -40,11 +36,12 @@ class _BatchNormReluDropout(torch.autograd.Function):
         y = torch.empty_like(h)
         stats = h.new_empty(3, c)  # mean, 1 / sd, biased variance
         scale = 1.0 / (1.0 - p)
-        threshold = min(int(round((1.0 - p) * 2.0**32)), 2**32 - 1)
+        threshold = _dropout.keep_threshold(p)
         _dropout._lib().bnrd_forward(_p(h), _p(weight), _p(bias), _p(y), _p(stats[0]), _p(stats[1]), _p(stats[2]),
-                                     _p(running_mean), _p(running_var), _f(momentum), ctypes.c_int64(n),
-                                     ctypes.c_int64(c), _f(eps), ctypes.c_uint64(seed), ctypes.c_uint32(threshold),
-                                     _f(scale), ctypes.c_int64(p == 0.0))
+                                     _p(running_mean), _p(running_var), ctypes.c_float(momentum),
+                                     ctypes.c_int64(n), ctypes.c_int64(c), ctypes.c_float(eps),
+                                     ctypes.c_uint64(seed), ctypes.c_uint32(threshold), ctypes.c_float(scale),
+                                     ctypes.c_int64(p == 0.0))
         ctx.save_for_backward(h, weight, y, stats)
         ctx.scale = scale
         return y
@@ -57,7 +54,8 @@ class _BatchNormReluDropout(torch.autograd.Function):
         dy = dy.contiguous()
         dh, dgamma, dbeta = torch.empty_like(h), torch.empty_like(weight), torch.empty_like(weight)
         _dropout._lib().bnrd_backward(_p(dy), _p(h), _p(y), _p(weight), _p(stats[0]), _p(stats[1]), _p(dh), _p(dgamma),
-                                      _p(dbeta), ctypes.c_int64(n), ctypes.c_int64(c), _f(ctx.scale))
+                                      _p(dbeta), ctypes.c_int64(n), ctypes.c_int64(c),
+                                      ctypes.c_float(ctx.scale))
         return dh, dgamma, dbeta, None, None, None, None, None, None
 
 
@@ -72,7 +70,7 @@ def fusable(h: torch.Tensor, norm: nn.Module) -> bool:
 
 def batch_norm_relu_dropout(h: torch.Tensor, norm: nn.BatchNorm1d, p: float) -> torch.Tensor:
     """dropout(relu(norm(h)), p) in training mode, fused (check `fusable` first)."""
-    seed = int(torch.randint(0, 2**62, (1,)).item()) if p > 0.0 else 0  # drawn as engine.dropout draws it
+    seed = _dropout.draw_seed() if p > 0.0 else 0  # as engine.dropout draws it: the same masks
     norm.num_batches_tracked.add_(1)
     momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
     return _BatchNormReluDropout.apply(h.contiguous(), norm.weight, norm.bias, norm.running_mean, norm.running_var,
