@@ -270,6 +270,33 @@ def count_log_prob_raw(x: torch.Tensor, raw: torch.Tensor, log_theta: torch.Tens
     return count_log_prob(x, mu, log_theta, raw[..., f:2 * f] if zero_inflated else None)
 
 
+class DirectCtx:
+    """Stands in for autograd's ctx where a Function's forward and backward are called directly
+    (engine.fused_step chains the gradients of a training step itself)."""
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+def count_log_prob_raw_direct(x: torch.Tensor, raw: torch.Tensor, log_theta: torch.Tensor,
+                              library: torch.Tensor | None = None, zero_inflated: bool = False):
+    """count_log_prob_raw's value (batch,) and a function grad (batch,) -> (d raw, d log_theta),
+    outside autograd, or None where the C kernel does not run (then use count_log_prob_raw)."""
+    f = x.shape[-1]
+    if not (_use_kernel(raw) and raw.shape == (x.shape[0], (2 if zero_inflated else 1) * f)
+            and log_theta.shape == (f,)):
+        return None
+    ctx = DirectCtx()
+    library = None if library is None else library.detach().reshape(-1).to(raw.dtype).contiguous()
+    out = _CountLogProbRawC.forward(ctx, x.to(raw.dtype).contiguous(), raw.detach().contiguous(),
+                                    log_theta.detach().contiguous(), library, int(zero_inflated))
+
+    def backward(grad: torch.Tensor):
+        return _CountLogProbRawC.backward.__wrapped__(ctx, grad.contiguous())[1:3]
+
+    return out, backward
+
+
 def count_log_prob(x: torch.Tensor, mu: torch.Tensor, log_theta: torch.Tensor,
                    zero_logits: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample NB (zero_logits None) or ZINB log-likelihood summed over features: (batch,).

@@ -22,7 +22,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.distributions import Bernoulli, Distribution, Gamma, Normal, Poisson
 
-from biovae.engine.count_density import count_log_prob_raw, count_mean
+from biovae.engine.count_density import count_log_prob_raw, count_log_prob_raw_direct, count_mean
 from biovae.errors import BiovaeError
 
 _HALF_LOG_2PI = 0.9189385332046727  # log(2 pi) / 2
@@ -74,6 +74,12 @@ class Likelihood(nn.Module):
     def log_prob(self, x: torch.Tensor, raw: torch.Tensor, library=None) -> torch.Tensor:
         """Per-sample log-likelihood summed over features: (batch,)."""
         return self.distribution(raw, library).log_prob(x).sum(-1)
+
+    def log_prob_direct(self, x: torch.Tensor, raw: torch.Tensor, library=None):
+        """(log_prob (batch,), backward) outside autograd, where backward(grad (batch,)) returns
+        (d raw, {parameter: gradient}); for engine.fused_step. None (the default): the caller
+        differentiates log_prob with autograd instead."""
+        return None
 
     def start(self, marginals) -> np.ndarray | None:
         """Decoder output (n_params * n_features,) under which every sample follows each
@@ -252,10 +258,23 @@ class NB(Likelihood):
 
     uses_library = True
     counts = True
+    zero_inflated: ClassVar[bool] = False
 
     def __init__(self, n_features: int):
         super().__init__(n_features)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
+
+    def log_prob_direct(self, x, raw, library=None):
+        done = count_log_prob_raw_direct(x, raw, self.log_theta, library, self.zero_inflated)
+        if done is None:
+            return None
+        value, inner = done
+
+        def backward(grad):
+            d_raw, d_log_theta = inner(grad)
+            return d_raw, {self.log_theta: d_log_theta}
+
+        return value, backward
 
     def _nb(self, mu: torch.Tensor) -> NegBinomial:
         return NegBinomial(mu, self.log_theta)
@@ -308,6 +327,7 @@ class ZINB(NB):
     """Zero-inflated negative binomial: NB plus a per-sample, per-feature dropout logit."""
 
     n_params = 2
+    zero_inflated = True
 
     def distribution(self, raw, library=None):
         mean_raw, zero_logits = self._split(raw)

@@ -22,6 +22,11 @@ batch 128, forward / input-gradient / weight-gradient products of 128 -> 10 took
 in oneDNN against 15 / 8 / 8 us in MKL, and of 128 -> 128 55 / 53 / 73 against 46 / 45 / 48 us
 (measured side by side); from 128 x 765 up oneDNN is as fast or faster. The rule depends on the
 shape only, so it keeps runs deterministic.
+The weight gradient dW = dy^T x of a wide layer (out >= WIDE_OUTPUT x in features, such as a
+decoder head 128 -> 1,530) takes BLAS too: oneDNN copies dy^T contiguous first, BLAS reads it
+transposed in place. Batch 128, one thread, Zen 4: 128 -> 1,530 720 us in oneDNN against 568 in
+MKL, 64 -> 2,000 504 against 384, 136 -> 512 (batch 256) 545 against 443; where out < 2 x in
+oneDNN was as fast or faster (765 -> 128: 344 against 367 us).
 The weights are ordinary `nn.Linear` parameters, so model files do not depend on the backend.
 """
 
@@ -39,6 +44,7 @@ from biovae.errors import BiovaeError
 
 BACKENDS = ("auto", "onednn", "blas")
 ONEDNN_MIN_WEIGHTS = 32768  # smaller weight matrices take F.linear (see the module docstring)
+WIDE_OUTPUT = 2  # weight gradients of layers with out >= 2 x in features take BLAS (docstring)
 _ENV = "BIOVAE_CPU_MATMUL"
 _state: dict[str, str | None] = {"asked": None}
 
@@ -104,8 +110,24 @@ def _product(a: torch.Tensor, b_t: torch.Tensor, bias: torch.Tensor | None) -> t
     return _onednn_op()(a, b_t, bias, "none", [], "")
 
 
+def onednn_backward(x: torch.Tensor, weight: torch.Tensor, grad: torch.Tensor, need_dx: bool = True,
+                    need_dw: bool = True, need_db: bool = True):
+    """(dx, dW, db) of y = x W^T + b in oneDNN (None where not needed): dx = dy W, dW = dy^T x,
+    db = sum dy. For wide layers dW takes BLAS (see the module docstring)."""
+    grad = grad.contiguous()
+    dx = _product(grad, weight.t(), None) if need_dx else None
+    dw = None
+    if need_dw:
+        # oneDNN reads the first operand, grad^T, only after copying it contiguous; for wide
+        # outputs that copy outweighs its faster kernel, and BLAS's transposed read wins
+        wide = weight.shape[0] >= WIDE_OUTPUT * weight.shape[1]
+        dw = torch.mm(grad.t(), x) if wide else _product(grad.t(), x.t(), None)
+    db = grad.sum(0) if need_db else None
+    return dx, dw, db
+
+
 class _OneDNNLinear(torch.autograd.Function):
-    """y = x W^T + b with oneDNN products in both passes: dx = dy W, dW = dy^T x, db = sum dy."""
+    """y = x W^T + b with oneDNN products in both passes (onednn_backward)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -117,18 +139,20 @@ class _OneDNNLinear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        dx = _product(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
-        dw = _product(grad.t(), x.t(), None) if ctx.needs_input_grad[1] else None
-        db = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return dx, dw, db
+        need = ctx.needs_input_grad
+        return onednn_backward(x, weight, grad, need[0], need[1], ctx.has_bias and need[2])
+
+
+def uses_onednn_for(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `linear` computes x W^T in oneDNN (else F.linear): by backend, device, dtype, shape."""
+    return not (x.dim() != 2 or x.shape[0] == 0 or x.device.type != "cpu" or x.dtype != torch.float32
+                or weight.dtype != torch.float32 or weight.numel() < ONEDNN_MIN_WEIGHTS
+                or torch.is_autocast_enabled("cpu") or not _uses_onednn())
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`, through oneDNN where the backend says so and the inputs allow."""
-    if (x.dim() != 2 or x.shape[0] == 0 or x.device.type != "cpu" or x.dtype != torch.float32
-            or weight.dtype != torch.float32 or weight.numel() < ONEDNN_MIN_WEIGHTS
-            or torch.is_autocast_enabled("cpu") or not _uses_onednn()):
+    if not uses_onednn_for(x, weight):
         return nn.functional.linear(x, weight, bias)
     x = x.contiguous()
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
