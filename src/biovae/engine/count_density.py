@@ -47,6 +47,7 @@ from functools import cache
 import torch
 from torch.autograd.function import once_differentiable
 
+from biovae.engine import direct
 from biovae.engine.kernel_build import kernel
 
 _EPS = 1e-8  # floor inside log(mu): a decoder mean of exactly zero keeps a finite log-likelihood
@@ -259,40 +260,40 @@ def count_log_prob_raw(x: torch.Tensor, raw: torch.Tensor, log_theta: torch.Tens
     with the library, contiguous copies of raw's two halves and a stack of their gradients:
     forward + backward 1.44x (zinb) and 1.10x (nb) faster than the kernel fed a mean computed in
     PyTorch, 128 x 765 counts at 38 % non-zero, one thread (benchmarks/likelihood_speed.py)."""
+    learned_library = library is not None and library.requires_grad
+    inputs = None if learned_library else _raw_kernel_inputs(x, raw, log_theta, library, zero_inflated)
+    if inputs is not None:
+        return _CountLogProbRawC.apply(*inputs)
     f = x.shape[-1]
-    if (_use_kernel(raw) and raw.shape == (x.shape[0], (2 if zero_inflated else 1) * f)
-            and (library is None or not library.requires_grad)):
-        log_theta = log_theta.expand(f).contiguous()
-        library = None if library is None else library.reshape(-1).to(raw.dtype).contiguous()
-        return _CountLogProbRawC.apply(x.to(raw.dtype).contiguous(), raw.contiguous(), log_theta, library,
-                                       int(zero_inflated))
     mu = count_mean(raw[..., :f], library)
     return count_log_prob(x, mu, log_theta, raw[..., f:2 * f] if zero_inflated else None)
 
 
-class DirectCtx:
-    """Stands in for autograd's ctx where a Function's forward and backward are called directly
-    (engine.fused_step chains the gradients of a training step itself)."""
-
-    def save_for_backward(self, *tensors):
-        self.saved_tensors = tensors
+def _raw_kernel_inputs(x, raw, log_theta, library, zero_inflated: bool):
+    """_CountLogProbRawC's arguments from count_log_prob_raw's, or None where the kernel does not run."""
+    f = x.shape[-1]
+    if not (_use_kernel(raw) and raw.shape == (x.shape[0], (2 if zero_inflated else 1) * f)):
+        return None
+    library = None if library is None else library.reshape(-1).to(raw.dtype).contiguous()
+    return (x.to(raw.dtype).contiguous(), raw.contiguous(), log_theta.expand(f).contiguous(), library,
+            int(zero_inflated))
 
 
 def count_log_prob_raw_direct(x: torch.Tensor, raw: torch.Tensor, log_theta: torch.Tensor,
                               library: torch.Tensor | None = None, zero_inflated: bool = False):
     """count_log_prob_raw's value (batch,) and a function grad (batch,) -> (d raw, d log_theta),
-    outside autograd, or None where the C kernel does not run (then use count_log_prob_raw)."""
-    f = x.shape[-1]
-    if not (_use_kernel(raw) and raw.shape == (x.shape[0], (2 if zero_inflated else 1) * f)
-            and log_theta.shape == (f,)):
+    outside autograd (engine.direct), or None where the C kernel does not run (then use
+    count_log_prob_raw). log_theta is (features,)."""
+    if log_theta.shape != (x.shape[-1],):
         return None
-    ctx = DirectCtx()
-    library = None if library is None else library.detach().reshape(-1).to(raw.dtype).contiguous()
-    out = _CountLogProbRawC.forward(ctx, x.to(raw.dtype).contiguous(), raw.detach().contiguous(),
-                                    log_theta.detach().contiguous(), library, int(zero_inflated))
+    with torch.no_grad():
+        inputs = _raw_kernel_inputs(x, raw, log_theta, library, zero_inflated)
+        if inputs is None:
+            return None
+        ctx, out = direct.forward(_CountLogProbRawC, *inputs)
 
     def backward(grad: torch.Tensor):
-        return _CountLogProbRawC.backward.__wrapped__(ctx, grad.contiguous())[1:3]
+        return direct.backward(_CountLogProbRawC, ctx, grad.contiguous())[1:3]
 
     return out, backward
 

@@ -21,8 +21,8 @@ Beyond the bookkeeping it saves: the NB/ZINB likelihoods run their C kernel's tw
 products are taken in the orientation MKL runs fastest (_linear_backward). Speed, SCVI's layers
 on 20,000 x 765 PBMC counts, ZINB, batch 128, one thread of a Zen 4 EPYC:
 `benchmarks/expr_throughput.py` fits the same model both ways in one run (row "biovae zinb,
-autograd step"), 18,411 against 16,474 cells/s per epoch (1.12x, medians of 5 interleaved rounds;
-round by round 1.00-1.42x on a machine whose neighbours move each round by up to a third).
+autograd step"), 21,746 against 18,720 cells/s per epoch (1.16x, medians of 9 interleaved rounds;
+round by round 0.88-1.41x on a machine whose neighbours move each round by up to a third).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import os
 import torch
 from torch import nn
 
+from biovae.engine import direct
 from biovae.engine import dropout as _dropout
 from biovae.engine import linear as _linear
 from biovae.engine import norm_act
-from biovae.engine.count_density import DirectCtx
 from biovae.engine.dropout import Dropout
 from biovae.engine.module import VAEModule, _SampleAndKL
 from biovae.engine.networks import MLP, Decoder, Encoder
@@ -134,9 +134,8 @@ class FusedStep:
             seed = _dropout.draw_seed() if p > 0.0 else 0  # drawn where batch_norm_relu_dropout draws it
             bn.num_batches_tracked.add_(1)
             momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-            ctx = DirectCtx()
-            y = norm_act._BatchNormReluDropout.forward(ctx, a.contiguous(), bn.weight.detach(), bn.bias.detach(),
-                                                        bn.running_mean, bn.running_var, momentum, bn.eps, seed, p)
+            ctx, y = direct.forward(norm_act._BatchNormReluDropout, a.contiguous(), bn.weight.detach(),
+                                    bn.bias.detach(), bn.running_mean, bn.running_var, momentum, bn.eps, seed, p)
             keep.append((h, lin, bn, ctx))
             h = y
         return h
@@ -145,7 +144,7 @@ class FusedStep:
     def _body_backward(grad, keep, need_dx_first: bool):
         for i in range(len(keep) - 1, -1, -1):
             h, lin, bn, ctx = keep[i]
-            da, dgamma, dbeta = norm_act._BatchNormReluDropout.backward.__wrapped__(ctx, grad)[:3]
+            da, dgamma, dbeta = direct.backward(norm_act._BatchNormReluDropout, ctx, grad)[:3]
             _give(bn.weight, dgamma)
             _give(bn.bias, dbeta)
             dh, dw, db = _linear_backward(h, lin.weight, da, need_dx=i > 0 or need_dx_first)
@@ -161,10 +160,13 @@ class FusedStep:
         m, n = self.module, x.shape[0]
         libraries = m.libraries(x)
         parts = m.split(x)
-        direct = [m.likelihoods[name].log_prob_direct(parts[name], raw[name], libraries[name])
-                  for name, *_ in m.bounds]
-        if all(d is not None for d in direct):
-            return self._direct(direct, n)
+        forms = []
+        for name, *_ in m.bounds:  # stops at the first likelihood without a direct form
+            forms.append(m.likelihoods[name].log_prob_direct(parts[name], raw[name], libraries[name]))
+            if forms[-1] is None:
+                break
+        else:
+            return self._direct(forms, n)
         leaves = {name: r.requires_grad_() for name, r in raw.items()}
         lik_params = [p for p in m.likelihoods.parameters() if p.requires_grad]
         with torch.enable_grad():
@@ -175,9 +177,9 @@ class FusedStep:
         return recon.detach(), list(grads[:len(leaves)])
 
     @torch.no_grad()
-    def _direct(self, direct, n):
+    def _direct(self, forms, n):
         recon, d_raws = None, []
-        for (_, _, _, w), (value, backward) in zip(self.module.bounds, direct):
+        for (_, _, _, w), (value, backward) in zip(self.module.bounds, forms):
             term = -value if w == 1 else -w * value
             recon = term if recon is None else recon + term
             d_raw, params = backward(torch.full((n,), -w / n, dtype=value.dtype))
@@ -201,8 +203,7 @@ class FusedStep:
             both = _linear_forward(h, w_heads, torch.cat([enc.mean.bias.detach(), enc.logvar.bias.detach()]))
             mean, logvar = both[:, :d], both[:, d:]
             eps = torch.randn(mean.shape, dtype=mean.dtype)
-            sk = DirectCtx()
-            z, kl = _SampleAndKL.forward(sk, mean, logvar, eps)
+            sk, (z, kl) = direct.forward(_SampleAndKL, mean, logvar, eps)
             hd, widths = z, []  # widths: the h part of each decoder input [h | condition]
             for group in self.dec_groups:
                 widths.append(hd.shape[1])
@@ -229,8 +230,8 @@ class FusedStep:
                 d_in = self._body_backward(d_hd, dec_keep[start:start + len(group)], need_dx_first=True)
                 d_hd = d_in[:, :widths.pop()]
             dz = d_hd
-            d_mean, d_logvar, _ = _SampleAndKL.backward.__wrapped__(sk, dz.contiguous(),
-                                                                     torch.full((n,), beta / n, dtype=kl.dtype))
+            d_mean, d_logvar, _ = direct.backward(_SampleAndKL, sk, dz.contiguous(),
+                                                  torch.full((n,), beta / n, dtype=kl.dtype))
             dh, dw, db = _linear_backward(h, w_heads, torch.cat([d_mean, d_logvar], dim=1), need_dx=True)
             _give(enc.mean.weight, dw[:d])
             _give(enc.logvar.weight, dw[d:])

@@ -141,14 +141,12 @@ class _Loop:
         sums = torch.zeros(3, device=self.fabric.device)  # summed on device: no sync per batch
         rows = 0
         for (xb, cb), scale in zip(data.iterate(self.batcher, batches), scales):
+            self.optimizer.zero_grad(set_to_none=True)
             if self.fused is not None and self.fused.applies(xb):
-                self.optimizer.zero_grad(set_to_none=True)
-                out = self.fused(xb, cb, beta)
+                out = self.fused(xb, cb, beta)  # sets the gradients itself
             else:
                 out = self.model(xb, cb, beta)
-                loss = out["loss"].mean() if world == 1 else out["loss"].sum() * scale
-                self.optimizer.zero_grad(set_to_none=True)
-                self.fabric.backward(loss)
+                self.fabric.backward(out["loss"].mean() if world == 1 else out["loss"].sum() * scale)
             if self.cfg.grad_clip:
                 self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.cfg.grad_clip)
             self.optimizer.step()
