@@ -148,3 +148,17 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_weights(tmp_path):
     for k, v in a.module.state_dict().items():
         assert torch.equal(v, b.module.state_dict()[k]), k
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_model_written_before_the_layer_rebuild_still_loads_and_gives_the_same_numbers():
+    """A model folder from the earlier engine (tests/fixtures/engine_model_v1, see its README)
+    loads, and encodes and decodes its rows as that engine did."""
+    from pathlib import Path
+
+    here = Path(__file__).parent / "fixtures" / "engine_model_v1"
+    want = np.load(here / "expected.npz")
+    vae = VAE.load(here / "model")
+    cond = {"c": want["labels"]}
+    mean, _ = vae.encode(want["x"], cond)
+    assert np.allclose(mean, want["mean"], atol=1e-5)
+    assert np.allclose(vae.decode(mean, cond), want["decoded"], rtol=1e-4, atol=1e-5)

@@ -23,7 +23,7 @@ from biovae.engine import data, files, train
 from biovae.engine.config import Block, ModelConfig, TrainConfig
 from biovae.engine.likelihoods import log_library
 from biovae.engine.marginals import marginals
-from biovae.engine.module import VAEModule, reparameterize
+from biovae.engine.module import VAEModule, kl_normal, reparameterize
 from biovae.errors import BiovaeError
 
 
@@ -271,7 +271,7 @@ class VAE:
             r = sum(self.module.reconstruction_nll(xb, self.module.generative(reparameterize(m, lv, gen), cb), libs)[0]
                     for _ in range(n_samples)) / n_samples
             rec.append(r.numpy())
-            kls.append((0.5 * (m.pow(2) + lv.exp() - 1 - lv).sum(-1)).numpy())
+            kls.append(kl_normal(m, lv).numpy())
             means.append(m.numpy())
             logvars.append(lv.numpy())
             dists = self.module.distributions(self.module.generative(m, cb), libs)  # as reconstruct()
