@@ -119,6 +119,7 @@ class VAE:
         codes = self.codes(conditions, x.shape[0])
         self._remember_libraries(x, codes)
         self.history = train.fit(self.module, x, codes, cfg, resume=resume)
+        self.module.cpu()  # trained on any device; encode, decode and save run on the CPU
         self.module.eval()
         self.train_config = cfg
         return self
