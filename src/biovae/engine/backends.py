@@ -1,18 +1,20 @@
 """Every switch of the engine's fast CPU code, and every C prototype, in one place.
 
-The engine's fast operations (engine.layers.BatchNormReluDropout, engine.layers.Dropout and the
-count likelihoods' density, engine.likelihoods.count_kernel) each have a PyTorch reference and a
+The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout and
+the count likelihoods' density, engine.likelihoods.count_kernel) each have a PyTorch reference and a
 C kernel. A fast operation runs its kernel when `kernel_for(name, tensor)` gives a library: the
 kernels are on, the tensor is a float32 CPU tensor, no autocast is active, and the kernel built.
 
 Switches:
-  BIOVAE_CPU_KERNELS=off   every fast operation runs its PyTorch reference (so does code inside
-                           `with kernels_off():`, for tests and benchmarks that time both).
+  BIOVAE_CPU_KERNELS=off   every fast operation runs its PyTorch reference (read at each call,
+                           so tests and benchmarks switch it with the environment).
   BIOVAE_KERNEL_ISA=NAME   load the kernels built for one instruction set: "avx512", "avx2" or
                            "baseline" (x86-64 without vector extensions; the only one on other
                            CPUs). Unset or "auto": the widest one this CPU runs. Naming one this
                            CPU cannot run is an error. `library(name, isa)` loads any one
                            directly (tests run every one the CPU supports).
+  BIOVAE_CACHE=DIR         where the builds are cached (engine.kernel_build; default
+                           ~/.cache/biovae).
 
 Each kernel is compiled once per instruction set (kernel_build), with the flags in ISA_FLAGS, so
 each build is an ordinary library that a test can load and check on its own.
@@ -24,7 +26,6 @@ import ctypes
 import os
 import platform
 import warnings
-from contextlib import contextmanager
 from functools import cache
 
 import torch
@@ -59,24 +60,9 @@ PROTOTYPES: dict[str, dict[str, tuple[object, list]]] = {
     },
 }
 
-_switch = {"off": 0}  # > 0 inside kernels_off()
-
-
 def kernels_enabled() -> bool:
-    """False when BIOVAE_CPU_KERNELS=off (or 0/no/false), or inside `kernels_off()`."""
-    if _switch["off"]:
-        return False
+    """False when BIOVAE_CPU_KERNELS=off (or 0/no/false)."""
     return os.environ.get(ENV_KERNELS, "auto").strip().lower() not in ("off", "0", "no", "false")
-
-
-@contextmanager
-def kernels_off():
-    """Within this block every fast operation runs its PyTorch reference."""
-    _switch["off"] += 1
-    try:
-        yield
-    finally:
-        _switch["off"] -= 1
 
 
 def cpu_flags() -> set[str]:
