@@ -51,5 +51,5 @@ def _fit_images(args) -> None:
             edge=args.edge, holdout=args.holdout, seed=args.seed, progress=not args.quiet,
             latent_dim=args.latent_dim, channels=tuple(args.channels), hidden=tuple(args.hidden),
             likelihood=args.likelihood, beta=args.beta, copies=args.copies, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, device=args.device)
+            batch_size=args.batch_size, lr=args.lr, device=args.device, force=args.force)
     summary_line("fit-images", f"{headline(s)}; model in {args.out}")

@@ -18,7 +18,9 @@ from scipy import ndimage as ndi
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError, require
 from biovae.images.model import ImageModel
-from biovae.io.atomic import atomic_dir, output_lock
+from biovae.engine.fit_notes import training_notes
+from biovae.io.atomic import atomic_dir
+from biovae.io.outputs import output_folder
 from biovae.io.images import Patches, image_patches, read_image_pair
 
 # beta 0.1: with the per-pixel Bernoulli likelihood on dim intensities (nuclei ~0.3 after scaling) the
@@ -92,25 +94,23 @@ def split_objects(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def run(image, mask, out, *, size: int = 64, holdout: float = 0.0, normalize: str = "image", isolate: str = "object",
-        edge: str = "pad", seed: int = 0, progress: bool = True, **options) -> dict:
+        edge: str = "pad", seed: int = 0, progress: bool = True, force: bool = False, **options) -> dict:
     """The `biovae fit-images` workflow: TIFF image + instance mask -> model folder `out`.
 
     options: keyword arguments of `fit` (epochs, latent_dim, channels, likelihood, ...).
     out/ holds the model files, summary.json, scores.tsv (one row per object: id, centroid,
     area, split, anomaly scores) and reconstructions/interpolation/traversal/anomalies PNGs.
     Returns the summary (also in out/summary.json). `out` is complete or left as it was, and
-    OUT.lock keeps a second run from writing to it at the same time.
+    OUT.lock keeps a second run from writing to it at the same time. An existing OUT that biovae
+    did not write is refused unless `force` (biovae.io.outputs).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
     unknown = set(options) - set(DEFAULTS) - {"norm", "warmup_fraction", "device"}
     require(not unknown, f"unknown fit options: {', '.join(sorted(unknown))}")
-    with output_lock(out):
-        return _run(image, mask, out, size, holdout, normalize, isolate, edge, seed, progress, options)
+    with output_folder(out, [image, mask], force) as out:
+        return _run(image, mask, out, size, holdout, normalize, isolate, edge, seed, progress, force, options)
 
 
-def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, progress, options) -> dict:
+def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, progress, force, options) -> dict:
     img, labels = read_image_pair(image, mask)
     patches = image_patches(img, labels, size, normalize=normalize, isolate=isolate, edge=edge)
     train_idx, held_idx = split_objects(len(patches), holdout, seed)
@@ -135,8 +135,9 @@ def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, 
                                             for k, v in {**DEFAULTS, **options}.items()},
         "epochs_trained": len(h), "final_train_loss": h[-1]["train_loss"], "fit_seconds": round(seconds, 2),
         "quality": quality, "seed": seed, "files": dict(FILES),
+        "notes": training_notes(h, options.get("beta", DEFAULTS["beta"])),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force) as tmp:
         model.save(tmp, summary=summary)
         scores.to_csv(tmp / FILES["scores"], sep="\t", index=False, float_format="%.6g")
         _plots(model, patches, held_idx, scores, tmp, seed)
@@ -150,7 +151,8 @@ def headline(summary: dict) -> str:
     which = "held-out" if "held_out" in summary["quality"] else "training"
     return (f"{summary['patches']} objects ({summary['skipped']} skipped), {summary['epochs_trained']} epochs in "
             f"{summary['fit_seconds']:.0f} s; {which} SSIM {q['ssim']:.3f} (mean patch {q['baseline_ssim']:.3f}), "
-            f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f})")
+            f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f})"
+            + "".join(f"; WARNING: {note}" for note in summary.get("notes", [])))
 
 
 def _report(folder: Path, summary: dict, history: list[dict]) -> None:
