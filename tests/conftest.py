@@ -1,6 +1,6 @@
 """Shared test set-up: one torch thread (small models run faster, and results are repeatable
 whatever else the machine runs), and scanpy's bundled PBMC data. The tests read only what lies in
-this repository (tests/data, data/demo) or what they generate: never ../shared."""
+this repository (tests/data, data/demo) or what they generate, never the shared data beside it."""
 
 import os
 
@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def pbmc():

@@ -7,8 +7,10 @@ from __future__ import annotations
 import collections
 import faulthandler
 import os
+import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from fuzzing import Hang, isolated, judge_isolated, run
@@ -41,19 +43,24 @@ def test_a_child_killed_by_a_signal_is_a_native_crash_not_a_hang(sig):
     assert outcome == f"native crash ({sig.name})"
     assert time.monotonic() - start < 20  # seen when the child died, not at the timeout
     counts = collections.Counter()
-    judge_isolated("h5ad", outcome, counts)  # reported, not a failure
+    with pytest.warns(UserWarning, match=f"h5ad: native crash \\({sig.name}\\)"):
+        judge_isolated("h5ad", outcome, counts)  # reported, not a failure
     assert counts == {"h5ad: native crash": 1}
 
 
-def test_a_child_that_sleeps_past_the_timeout_is_a_hang():
+def test_a_child_that_sleeps_past_the_timeout_is_a_hang(tmp_path):
     start = time.monotonic()
     outcome = isolated(lambda: time.sleep(60), timeout=1)
     assert outcome == "hang (no answer after 1 s)"
     assert time.monotonic() - start < 30
     counts = collections.Counter()
-    with pytest.raises(Hang, match="h5ad: the reader hung: hang"):
-        judge_isolated("h5ad", outcome, counts)
+    (tmp_path / "x.h5ad").write_bytes(b"the input that hung")
+    with pytest.raises(Hang, match="h5ad: the reader hung: hang") as info:
+        judge_isolated("h5ad", outcome, counts, keep=tmp_path)
     assert counts == {"h5ad: hang": 1}
+    kept = Path(str(info.value).rsplit(" ", 1)[-1])  # the input outlives the test's folder
+    assert kept != tmp_path and (kept / "x.h5ad").read_bytes() == b"the input that hung"
+    shutil.rmtree(kept)
     # a hang stuck in C code, with SIGALRM and SIGTERM ignored, is a hang too
     def stuck():
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
@@ -77,5 +84,6 @@ def test_a_hang_fails_the_fuzz_run_at_once_and_a_crash_does_not():
     def crashing(_):
         judge_isolated("crashy", isolated(lambda: _die(signal.SIGSEGV)), counts)
 
-    run("crashy", st.integers(0, 3), crashing, 5, counts=counts)  # crashes are reported, the run passes
+    with pytest.warns(UserWarning, match="crashy: native crash"):
+        run("crashy", st.integers(0, 3), crashing, 5, counts=counts)  # crashes are reported, the run passes
     assert counts["crashy"] == counts["crashy: native crash"] >= 4

@@ -8,8 +8,9 @@ Two properties per reader:
   either still parses or raises BiovaeError with a message - never any other exception type.
 
 A damaged .h5ad is read in a forked child (fuzzing.isolated): a child killed by a signal inside
-libhdf5 is a native crash, counted as "expression_corrupt: native crash" and reported; a child that
-gives no answer within fuzzing.HANG_SECONDS is a hang, and fails the test.
+libhdf5 is a native crash, counted as "expression_corrupt: native crash" and reported as a warning;
+a child that gives no answer within fuzzing.HANG_SECONDS is a hang, and fails the test (naming a
+folder that keeps the input).
 
 Every case tried is counted per property; the totals go to benchmarks/out/fuzz_counts.json (and
 to stdout with `pytest -s`). The default run is derandomized (fixed examples, no database) and
@@ -340,7 +341,7 @@ def prop_expression_corrupt(case):
             (Path(tmp) / name).write_bytes(data)
         path = Path(tmp) / rel
         if fmt == "h5ad":  # libhdf5 may crash on a damaged file: counted and reported; a hang fails
-            judge_isolated("expression_corrupt", isolated(lambda: read_expression(path)))
+            judge_isolated("expression_corrupt", isolated(lambda: read_expression(path)), keep=Path(tmp))
             return
         got = refused_or_parsed(lambda: read_expression(path, genes_in_rows=fmt == "tsv-t"))
         if got is not None:
