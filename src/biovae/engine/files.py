@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from biovae import __version__
+from biovae.version import __version__
 from biovae.engine.config import ModelConfig, TrainConfig
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir

@@ -43,8 +43,8 @@ def augmented(
     require(method in ("pca", "tsne", "umap"), f"unknown embedding method {method!r}",
             "choose 'pca', 'tsne' or 'umap'")
     rng = np.random.default_rng(seed)
-    R, genes = dense_values(real, layer)
-    G, gen_genes = dense_values(generated, generated_layer)
+    R, genes = dense_matrix(real, layer)
+    G, gen_genes = dense_matrix(generated, generated_layer)
     if list(gen_genes) != list(genes):
         G = G[:, gene_order(gen_genes, genes, "the generated cells")]
     keep_r, keep_g = _cap(len(R), max_cells, rng), _cap(len(G), max_cells, rng)
@@ -148,7 +148,7 @@ def _dot(colour, label: str) -> Line2D:
     return Line2D([], [], ls="", marker="o", markersize=6, color=colour, label=label)
 
 
-def dense_values(adata: ad.AnnData, layer: str | None):
+def dense_matrix(adata: ad.AnnData, layer: str | None):
     """The (layer of the) AnnData as a dense float64 matrix, with its gene names."""
     X, genes, _ = as_matrix(adata, layer)
     return (X.toarray() if sp.issparse(X) else X).astype(np.float64), genes
