@@ -40,7 +40,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert back.metadata == {"genes": ["g1", "g2"]} and np.array_equal(back.state["scale"], vae.state["scale"])
     assert back.history == json.loads(json.dumps(vae.history))
     assert back.train_config.epochs == 3
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "history.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [".biovae-output", "config.json", "history.json", "model.safetensors"]
 
 
 def test_loading_refuses_missing_newer_tampered_and_mismatched_files(tmp_path):

@@ -280,14 +280,15 @@ class VAE:
                 "mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
 
     # -- files ---------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,
+             force: bool = False) -> None:
         """Write the model folder (safetensors + JSON, and summary.json and `extras` {file name: text}
-        when given), atomically."""
+        when given), atomically. A folder biovae did not write is replaced only with `force`."""
         config = {"model": self.config.to_dict(),
                   "train": None if self.train_config is None else self.train_config.to_dict(),
                   "metadata": self.metadata}
         files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history,
-                    summary=summary, extras=extras)
+                    summary=summary, extras=extras, force=force)
 
     @classmethod
     def load(cls, folder) -> "VAE":
