@@ -5,6 +5,7 @@
 | name | kind | cells x genes | labels | comes from |
 |---|---|---|---|---|
 | pbmc68k_reduced | log-normalised (log1p of size-factor-scaled counts) | 700 x 765 | bulk_labels (10) | scanpy's bundled copy (`.raw`); the DEVELOPMENT set |
+| pbmc68k_counts | raw counts recovered exactly from pbmc68k_reduced's .raw (k = expm1(x) / s_c, see expr_realism.py) | 700 x 765 | none (used unlabelled) | the same; DEVELOPMENT set for count data |
 | celltypist_pbmc | raw UMI counts (10x) | 559 x genes detected in >= 5% of cells | none | PyPI celltypist 1.7.1, celltypist/data/samples/sample_cell_by_gene.csv |
 | hsmm | FPKM, full-length (Fluidigm C1) myoblasts | 271 x genes >= 1 FPKM in >= 20% of cells | Hours (4) | Debian r-bioc-hsmmsinglecell, data/HSMM_expr_matrix.rda + HSMM_sample_sheet.rda |
 | lung_development | FPKM, full-length, mouse lung epithelium | 185 x 218 | age (4) | Debian r-bioc-monocle, as /work/shared/data/expression/lung_development.h5ad |
@@ -34,10 +35,11 @@ import scipy.sparse as sp
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "data"
 SHARED = HERE.parent.parent / "shared" / "data" / "expression"
-DEVELOPMENT = "pbmc68k_reduced"
+DEVELOPMENT = ("pbmc68k_reduced", "pbmc68k_counts")
 # name -> (kind, label column or None)
 DATASETS = {
     "pbmc68k_reduced": ("log-normalised", "bulk_labels"),
+    "pbmc68k_counts": ("raw counts", None),
     "celltypist_pbmc": ("raw UMI counts", None),
     "hsmm": ("FPKM (full-length)", "Hours"),
     "lung_development": ("FPKM (full-length)", "age"),
@@ -76,6 +78,15 @@ def _build_pbmc68k_reduced() -> ad.AnnData:
     real = pbmc.raw.to_adata()
     real.obs = pbmc.obs[["bulk_labels"]].copy()
     return real
+
+
+def _build_pbmc68k_counts() -> ad.AnnData:
+    from biovae.expr.preprocess import lattice_size_factors
+
+    real = _build_pbmc68k_reduced()
+    X = real.X.toarray() if sp.issparse(real.X) else np.asarray(real.X, dtype=np.float64)
+    s = lattice_size_factors(X)
+    return ad.AnnData(X=np.round(np.expm1(X) / s[:, None]), obs=real.obs.copy(), var=real.var[[]].copy())
 
 
 def _build_celltypist_pbmc() -> ad.AnnData:
@@ -129,7 +140,7 @@ def main() -> None:
         a = load(name)
         X = a.X
         labels = f"{label} ({a.obs[label].nunique()})" if label else "no labels"
-        role = "development" if name == DEVELOPMENT else "confirmation"
+        role = "development" if name in DEVELOPMENT else "confirmation"
         print(f"{name:18s} {role:12s} {kind:20s} {a.n_obs} x {a.n_vars}, {labels}; max {X.max():.4g}, "
               f"zeros {np.mean(X == 0):.2f}, integer {bool(np.all(X == np.round(X)))}")
 

@@ -37,11 +37,13 @@ def _groups(labels: np.ndarray | None, known: list[str] | None):
 
 
 def fit(vae, x: np.ndarray, raw_library: np.ndarray, labels: np.ndarray | None, known: list[str] | None,
-        seed: int, sizes: np.ndarray | None = None, detected: np.ndarray | None = None) -> None:
+        seed: int, sizes: np.ndarray | None = None, detected: np.ndarray | None = None,
+        cond: dict | None = None) -> None:
     """Store the samplers' state in vae.state. x: model-scale training cells (n, genes);
     raw_library: their input-scale totals (n,); labels: (n,) str or None; sizes / detected:
-    size factors and detected-gene counts (n,) of the cells of a lattice model, else None."""
-    cond = None if labels is None else {"label": labels}
+    size factors and detected-gene counts (n,) of the cells of a lattice model, else None;
+    cond: the cells' conditions as given to the VAE (default: the labels)."""
+    cond = cond if cond is not None else (None if labels is None else {"label": labels})
     mean, logvar = vae.encode(x, cond)
     rng = np.random.default_rng(seed)
     for i, idx in _groups(labels, known):
@@ -56,7 +58,7 @@ def fit(vae, x: np.ndarray, raw_library: np.ndarray, labels: np.ndarray | None, 
         vae.state[f"post.{i}.mean"] = mean[keep]
         vae.state[f"post.{i}.logvar"] = logvar[keep]
         logs = np.log(np.maximum(raw_library[idx], 1e-12))
-        vae.state[f"lib.{i}"] = np.array([logs.mean(), logs.std()])
+        vae.state[f"lib.{i}"] = np.array([logs.mean(), logs.std(), logs.min(), logs.max()])
     if sizes is not None:
         _fit_sizes(vae, np.log(sizes), np.log(np.maximum(detected, 1)), labels, known)
 
@@ -109,9 +111,13 @@ def draw_size(model, label: str | None, y: np.ndarray, rng: np.random.Generator)
 
 
 def draw_library(model, label: str | None, n: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Per-cell totals (n,) on the input scale, log-normal per label; None when the
+    """Per-cell totals (n,) on the input scale, log-normal per label and kept within the label's
+    training range (models saved before that range was stored are not clipped); None when the
     preprocessing does not need one (only library-normalised Gaussian models do)."""
     if model.pre.transform != "normalize_log1p":
         return None
-    mu, sd = model.vae.state[f"lib.{_index(model, label)}"]
-    return np.exp(rng.normal(mu, sd, size=n))
+    params = model.vae.state[f"lib.{_index(model, label)}"]
+    logs = rng.normal(params[0], params[1], size=n)
+    if len(params) >= 4:
+        logs = np.clip(logs, params[2], params[3])
+    return np.exp(logs)

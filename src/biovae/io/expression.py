@@ -18,17 +18,19 @@ import scipy.sparse as sp
 
 from biovae.errors import BiovaeError, require
 from biovae.io.atomic import atomic_file
+from biovae.io.matrix_files import read_10x_h5, read_loom
 from biovae.io.mtx import read_mtx
 
 # Likelihoods whose data must be non-negative integers (see biovae.engine.likelihoods).
 COUNT_LIKELIHOODS = frozenset({"poisson", "nb", "zinb"})
-_FORMATS = ".h5ad, .csv, .tsv, .txt (optionally .gz) or a 10x folder with matrix.mtx[.gz]"
+_FORMATS = ".h5ad, .loom, a 10x .h5, .csv, .tsv, .txt (optionally .gz) or a 10x folder with matrix.mtx[.gz]"
 
 
 def read_expression(path, genes_in_rows: bool = False, layer: str | None = None) -> ad.AnnData:
     """Read an expression matrix into an AnnData of shape (cells, genes).
 
-    path: .h5ad file; .csv / .tsv / .txt table (optionally .gz) with a header row and an index
+    path: .h5ad file; a 10x Genomics .h5 (Cell Ranger) or .loom file (scverse readers, see
+        biovae.io.matrix_files); .csv / .tsv / .txt table (optionally .gz) with a header row and an index
         column, cells in rows unless `genes_in_rows`; or a 10x folder (or its matrix.mtx[.gz])
         holding matrix.mtx, barcodes.tsv and features.tsv or genes.tsv (each optionally .gz).
     layer: for .h5ad only, a layer to put in X instead of X; "raw" takes `.raw.X` and its genes.
@@ -42,6 +44,11 @@ def read_expression(path, genes_in_rows: bool = False, layer: str | None = None)
         adata = _read_10x(path if path.is_dir() else path.parent)
     elif name.endswith(".h5ad"):
         adata = _read_h5ad(path, layer)
+    elif name.endswith((".h5", ".loom")):
+        adata = read_10x_h5(path) if name.endswith(".h5") else read_loom(path)
+        if layer is not None:
+            X, genes, _ = as_matrix(adata, layer)
+            adata = ad.AnnData(X=X, obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(genes)))
     elif name.removesuffix(".gz").endswith((".csv", ".tsv", ".txt")):
         require(layer is None, f"{path}: layers exist only in .h5ad files", "drop the layer option")
         adata = _read_table(path, genes_in_rows)
