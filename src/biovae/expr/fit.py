@@ -163,7 +163,7 @@ def _memory_input(data, labels, layer, likelihood, transform, input_kind=None):
     y = pre.transform_data(x)
     raw_library = np.asarray(x.sum(axis=1)).ravel()
     sizes = pre.fitted_sizes
-    detected = np.asarray((x > 0).sum(axis=1)).ravel() if pre.lattice else None
+    detected = np.asarray((x > 0).sum(axis=1)).ravel() if sizes is not None else None
     return y, genes, lab, pre, raw_library, sizes, detected
 
 
@@ -185,4 +185,4 @@ def _backed_input(src: BackedExpression, labels, likelihood, transform, input_ki
     sizes = pre.fitted_sizes
     y = ChunkedRows(src.rows, src.shape, src.chunk_rows, transform=pre.transform_data)
     return (y, src.genes, lab, pre, np.concatenate(library), sizes,
-            np.concatenate(detected) if pre.lattice else None)
+            np.concatenate(detected) if sizes is not None else None)

@@ -15,7 +15,10 @@ only divided by the standard deviation, so that zeros stay exact zeros.
 
 The inverse brings decoded values back to the input's scale (negative values clipped to 0, as
 expression is non-negative); after "normalize_log1p" it multiplies by a library size per cell.
-Counts come back as whole counts (`integer`; a hurdle's detected values keep at least one), and
+Counts come back as whole counts (`integer`; a hurdle's detected values keep at least one): for
+"normalize_log1p" the model sees log1p(k * s_c) with s_c = target / library, the lattice below,
+so they are generated the same way (a size factor drawn at the cell's detected genes, then
+k = round(expm1(v) / s)), which keeps depth and detection consistent within a cell, and
 every gene is capped at its largest training value (`gene_max`): without the cap, full-length
 FPKM cells drawn from a per-cell-scale hurdle reached 10x the real maximum (issue 20).
 
@@ -146,6 +149,9 @@ class Preprocessor:
                 self.fitted_sizes = lattice_size_factors_chunks(blocks())
             self.lattice = self.fitted_sizes is not None
         self.integer = self.kind == "counts" and self.likelihood != "bernoulli"
+        if self.integer and self.transform == "normalize_log1p":  # log1p(k * target / library): a lattice too
+            self.fitted_sizes = self.target_sum / np.maximum(np.concatenate(
+                [np.asarray(x.sum(axis=1)).ravel() for x in blocks()]), 1.0)
         n, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
         for x in blocks():  # per-gene moments, merged over blocks (Chan et al.'s pairwise update)
             y = self._forward(x)
@@ -199,6 +205,9 @@ class Preprocessor:
         v = y.astype(np.float64) * self.scale + self.center
         if self.lattice and size is not None:
             return self._on_lattice(y, v, np.asarray(size, dtype=np.float64).reshape(-1, 1))
+        if self.integer and size is not None and self.transform == "normalize_log1p":
+            k = self.lattice_counts(y, v, np.asarray(size, dtype=np.float64).reshape(-1, 1))
+            return (k if self.gene_max is None else np.minimum(k, self.gene_max)).astype(np.float32)
         if self.transform in ("normalize_log1p", "log1p"):
             v = np.expm1(np.maximum(v, 0.0))
         if self.transform == "normalize_log1p" and library is not None:

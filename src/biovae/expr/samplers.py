@@ -11,7 +11,8 @@ What they need is fitted once at the end of training and saved with the model as
 ("gmm.<label index>.*", "post.<label index>.*", "lib.<label index>", and for lattice models
 "size.<label index>").
 
-Size factors (lattice models only, see expr.preprocess): a cell's size factor s = target / total
+Size factors (lattice models, and counts modelled on a continuous scale, whose log1p(k * target /
+library) is the same lattice; see expr.preprocess): a cell's size factor s = target / total
 counts falls as its number of detected genes rises (log-log correlation -0.83 on
 pbmc68k_reduced; it is the same sequencing depth seen twice). So log s is regressed on
 log(detected genes) of the training cells: one slope pooled within labels, one intercept per
@@ -100,8 +101,9 @@ def draw_latent(model, method: str, label: str | None, n: int, rng: np.random.Ge
 
 def draw_size(model, label: str | None, y: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """Size factors (n,) for decoded model-scale cells y (n, genes) of `label`; None unless the
-    model is a lattice model. Detected genes are counted at the label's typical size factor."""
-    if not model.pre.lattice:
+    model is a lattice model or models counts on a continuous scale (`pre.integer`, where
+    s = target / library). Detected genes are counted at the label's typical size factor."""
+    if not (model.pre.lattice or model.pre.integer) or f"size.{_index(model, label)}" not in model.vae.state:
         return None
     a, b, sd, mean_s = model.vae.state[f"size.{_index(model, label)}"]
     v = y.astype(np.float64) * model.pre.scale + model.pre.center
