@@ -164,7 +164,12 @@ def main() -> None:
                     help="development only: a biovae.expr.fit option other than its default (JSON value)")
     ap.add_argument("--method", default="mixture", help="development only: generate()'s method")
     ap.add_argument("--only-biovae", action="store_true", help="development only: skip the other rows")
+    ap.add_argument("--table", nargs="+", metavar="JSON",
+                    help="only print the markdown table of earlier runs' JSON files (e.g. parallel runs)")
     args = ap.parse_args()
+    if args.table:
+        print(markdown(pd.DataFrame([r for f in args.table for r in json.loads(Path(f).read_text())])))
+        return
     args.fit_options = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.fit)}
     import torch
 
@@ -177,12 +182,21 @@ def main() -> None:
             rows += one_split(name, real, label, seed, args)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(rows, indent=1))
-    frame = pd.DataFrame(rows)
-    frame["set"] = np.where(frame["dataset"].isin(expr_datasets.DEVELOPMENT), "development", "confirmation")
-    table = frame.groupby(["set", "dataset", "kind", "generator"], sort=False)[
-        ["rf_auc", "mmd2", "ks_detected_genes", "ks_library_size"]].agg(["mean", "min", "max"])
-    pd.set_option("display.width", 200)
-    print(table.round(3).to_string())
+    print(markdown(pd.DataFrame(rows)))
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """One row per set, data set and generator: mean over splits (min-max) of each metric."""
+    frame = frame.assign(set=np.where(frame["dataset"].isin(expr_datasets.DEVELOPMENT), "development",
+                                      "confirmation")).sort_values("set", kind="stable", ascending=False)
+    metrics = ["rf_auc", "mmd2", "ks_detected_genes", "ks_library_size"]
+    lines = ["| set | data (kind) | generator | splits | RF-AUC | MMD^2 | detected-gene KS | library-size KS |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (st, ds, kind, gen), g in frame.groupby(["set", "dataset", "kind", "generator"], sort=False):
+        cells = [f"{g[m].mean():.3f} ({g[m].min():.2f}-{g[m].max():.2f})" if m != "mmd2"
+                 else f"{g[m].mean():.4f}" for m in metrics]
+        lines.append(f"| {st} | {ds} ({kind}) | {gen} | {len(g)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
