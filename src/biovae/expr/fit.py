@@ -17,12 +17,11 @@ import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
-from biovae.errors import require
 from biovae.expr import kinds, samplers
 from biovae.expr.model import ExpressionModel
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import BackedExpression, open_backed
-from biovae.io.expression import as_matrix, check_values, get_labels
+from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
 
 DEFAULT_LIKELIHOOD = "hurdle_cell"
 DENSE_VALUES = 2 << 20  # values per block when a backed pass densifies rows (16 MiB as float64)
@@ -37,21 +36,6 @@ def read_labels(data, labels, cells) -> np.ndarray | None:
     else:
         frame = data if isinstance(data, ad.AnnData) else ad.AnnData(obs=pd.DataFrame(index=list(cells)))
     return get_labels(frame, labels).astype(str)
-
-
-def read_batches(data, batch_key: str | None) -> np.ndarray | None:
-    """Batches (n,) str from the obs column `batch_key`; None without one. The column must
-    exist and name a batch for every cell."""
-    if batch_key is None:
-        return None
-    obs = data.obs if isinstance(data, (ad.AnnData, BackedExpression)) else pd.DataFrame()
-    require(batch_key in obs.columns, f"batch column {batch_key!r} is not in the data's cell annotations",
-            f"choose one of: {', '.join(map(str, obs.columns)) or 'none available'}")
-    values = obs[batch_key]
-    empty = np.flatnonzero(pd.isna(values).to_numpy() | (values.astype(str).str.strip() == "").to_numpy())
-    require(empty.size == 0, f"batch column {batch_key!r} is empty or NaN for {empty.size} cell(s), the first is "
-            f"{str(obs.index[empty[0]]) if empty.size else ''!r}", "give every cell a batch, or drop the unbatched cells")
-    return values.astype(str).to_numpy().astype(object)
 
 
 def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAULT_LIKELIHOOD,
@@ -107,7 +91,7 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
             y, genes, lab, pre, raw_library, sizes, detected = _memory_input(data, labels, layer, likelihood,
                                                                              transform, input_kind)
         known = sorted(set(lab)) if lab is not None else None
-        batch = read_batches(source if backed else data, batch_key)
+        batch = get_batches(source if backed else data, batch_key)
         batches = sorted(set(batch)) if batch is not None else None
         spec = {**({"label": known} if known else {}), **({"batch": batches} if batches else {})}
         vae = VAE(len(genes), likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, dropout=dropout,

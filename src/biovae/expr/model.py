@@ -18,7 +18,7 @@ from biovae.errors import BiovaeError
 from biovae.expr import samplers
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import open_backed
-from biovae.io.expression import as_matrix, check_values, gene_order
+from biovae.io.expression import as_matrix, check_values, gene_order, get_batches
 
 KIND = "expression"
 LATENT_KEY = "X_biovae"
@@ -56,9 +56,7 @@ class ExpressionModel:
         """The cells' batches from obs[batch_key] (a model fitted with batch_key), else None."""
         if not self.batches:
             return None
-        from biovae.expr.fit import read_batches
-
-        batch = read_batches(adata, self.batch_key)
+        batch = get_batches(adata, self.batch_key)
         unseen = sorted(set(batch) - set(self.batches))
         if unseen:
             raise BiovaeError(f"batch {unseen[0]!r} of column {self.batch_key!r} was not seen when the model was "
@@ -209,13 +207,15 @@ class ExpressionModel:
         return out
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
-        """Write the model folder (engine files + expression metadata), atomically."""
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,
+             force: bool = False) -> None:
+        """Write the model folder (engine files + expression metadata), atomically; a folder
+        biovae did not write is replaced only with `force`."""
         self.vae.metadata = {"kind": KIND, "genes": self.genes, "label_key": self.label_key,
                              "labels": self.labels, "preprocess": self.pre.to_json(),
                              "batch_key": self.batch_key, "batches": self.batches, "label_style": self.label_style}
         self.vae.state.update(self.pre.arrays())
-        self.vae.save(folder, summary=summary, extras=extras)
+        self.vae.save(folder, summary=summary, extras=extras, force=force)
 
     @classmethod
     def load(cls, folder) -> "ExpressionModel":

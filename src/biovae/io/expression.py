@@ -191,6 +191,22 @@ def get_labels(adata: ad.AnnData, key) -> np.ndarray:
     return np.array([str(v) for v in raw], dtype=object)
 
 
+def get_batches(data, batch_key: str | None) -> np.ndarray | None:
+    """Batches (n,) str from the obs column `batch_key`; None without one. The column must
+    exist and name a batch for every cell."""
+    if batch_key is None:
+        return None
+    obs = getattr(data, "obs", None)  # AnnData or a backed reader
+    obs = obs if isinstance(obs, pd.DataFrame) else pd.DataFrame()
+    require(batch_key in obs.columns, f"batch column {batch_key!r} is not in the data's cell annotations",
+            f"choose one of: {', '.join(map(str, obs.columns)) or 'none available'}")
+    values = obs[batch_key]
+    empty = np.flatnonzero(pd.isna(values).to_numpy() | (values.astype(str).str.strip() == "").to_numpy())
+    require(empty.size == 0, f"batch column {batch_key!r} is empty or NaN for {empty.size} cell(s), the first is "
+            f"{str(obs.index[empty[0]]) if empty.size else ''!r}", "give every cell a batch, or drop the unbatched cells")
+    return values.astype(str).to_numpy().astype(object)
+
+
 def align_genes(adata: ad.AnnData, genes, source: str = "the new data") -> ad.AnnData:
     """Return `adata` with its genes (columns) reordered to `genes`; extra genes are dropped.
 
