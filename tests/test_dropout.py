@@ -104,3 +104,32 @@ def test_fused_batch_norm_relu_dropout_matches_the_modules(p, momentum):
     assert set(dict(fused.named_parameters())) == {f"{i}.{w}" for i in (0, 1, 4 if p > 0 else 3, 5 if p > 0 else 4) for w in ("weight", "bias")}
     fused.eval(), plain.eval()
     assert torch.allclose(fused(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_sync_batch_norm_keeps_relu_dropout_and_state_dict_keys():
+    """norm_act.sync_batch_norm (multi-GPU runs): BatchNormReluDropout layers keep their ReLU and
+    dropout and normalise through nn.SyncBatchNorm, other batch norms become nn.SyncBatchNorm;
+    state-dict keys stay; outside a process group the outputs are those of the unsynced model;
+    reverting gives back the original layers."""
+    import copy
+
+    from torch import nn
+
+    from biovae.engine.norm_act import sync_batch_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(mlp([20, 16, 8], "relu", "batch", 0.2), nn.BatchNorm1d(8)).train()
+    plain = copy.deepcopy(model)
+    keys = list(model.state_dict())
+    revert = sync_batch_norm(model)
+    assert isinstance(model[1], nn.SyncBatchNorm) and list(model.state_dict()) == keys
+    x = torch.randn(32, 20)
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(1)
+    b = plain(x)  # its kernel: the same masks from the same seed
+    assert torch.allclose(a, b, atol=1e-5) and torch.equal(a == 0, b == 0)
+    revert()
+    assert type(model[1]) is nn.BatchNorm1d and model[0][1].sync_norm is None
+    assert torch.allclose(model[1].running_mean, plain[1].running_mean)
+

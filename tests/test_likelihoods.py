@@ -98,7 +98,7 @@ def test_poisson_nb_zinb_match_scipy_with_library():
 
 
 def test_nb_gradients_match_torch_negative_binomial():
-    """The per-feature form (biovae.engine.likelihoods.NegBinomial) gives torch's values and
+    """The per-feature form (biovae.engine.likelihoods.counts.NegBinomial) gives torch's values and
     gradients, for the decoder output and for the dispersion, at large and zero counts."""
     raw, lib = _params()
     raw = raw.clone().requires_grad_(True)

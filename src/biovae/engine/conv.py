@@ -110,7 +110,7 @@ class ConvDecoder(nn.Module):
         n = z.shape[0]
         h = self.project(self.body(torch.cat([z, cond], dim=1))).reshape(n, *self.start)
         maps = self.deconv(h)  # (n, n_params * C, H, W)
-        # back to the flat row-major layout, parameter-major as Likelihood._split expects
+        # back to the flat row-major layout, parameter-major as Likelihood.split expects
         out = maps.reshape(n, self.n_params, self.c, self.h, self.w).permute(0, 1, 3, 4, 2)
         return {self.name: out.reshape(n, -1)}
 

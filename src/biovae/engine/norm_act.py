@@ -18,6 +18,8 @@ depend on it; engine.layers.mlp builds it where the layers are batch norm then R
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -57,20 +59,33 @@ class BatchNormReluDropoutKernel(torch.autograd.Function):
 class BatchNormReluDropout(nn.BatchNorm1d):
     """dropout(relu(batch_norm(h)), p): an nn.BatchNorm1d followed by ReLU and dropout p."""
 
+    sync_norm: nn.SyncBatchNorm | None = None  # set by sync_batch_norm for multi-GPU runs
+
     def __init__(self, num_features: int, p: float = 0.0):
         super().__init__(num_features)
         self.p = float(p)
+
+    def _norm(self, h: torch.Tensor) -> torch.Tensor:
+        sync = self.sync_norm
+        if sync is None:
+            return super().forward(h)
+        # the synced layer normalises with this layer's own parameters and buffers (which the
+        # device move and DDP may have replaced since it was made)
+        sync.weight, sync.bias = self.weight, self.bias
+        sync.running_mean, sync.running_var = self.running_mean, self.running_var
+        sync.num_batches_tracked, sync.momentum, sync.training = self.num_batches_tracked, self.momentum, self.training
+        return sync(h)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, relu, dropout p={self.p}"
 
     def reference(self, h: torch.Tensor) -> torch.Tensor:
         """The three layers in PyTorch (engine.dropout's mask)."""
-        return dropout(torch.relu_(super().forward(h)), self.p, self.training)
+        return dropout(torch.relu_(self._norm(h)), self.p, self.training)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         lib = None
-        if self.training and h.dim() == 2 and h.shape[0] > 1:
+        if self.training and h.dim() == 2 and h.shape[0] > 1 and self.sync_norm is None:
             lib = backends.kernel_for("batch_norm", h, self.weight, self.running_var)
         if lib is None:
             return self.reference(h)
@@ -79,3 +94,26 @@ class BatchNormReluDropout(nn.BatchNorm1d):
         momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         return BatchNormReluDropoutKernel.apply(lib, h.contiguous(), self.weight, self.bias, self.running_mean,
                                                 self.running_var, momentum, self.eps, seed, self.p)
+
+
+def sync_batch_norm(module: nn.Module) -> Callable[[], None]:
+    """Batch statistics over the global batch of a multi-process GPU run: each
+    BatchNormReluDropout normalises through an nn.SyncBatchNorm on its own parameters and buffers
+    (its ReLU and dropout kept; not a child module, so state-dict keys stay), and every other
+    batch norm layer is swapped for nn.SyncBatchNorm (torch's convert_sync_batchnorm, which shares
+    parameters and buffers). Returns the function that undoes both."""
+    undo = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BatchNormReluDropout):
+                object.__setattr__(child, "sync_norm", nn.SyncBatchNorm(child.num_features, child.eps, child.momentum))
+                undo.append(lambda c=child: object.__setattr__(c, "sync_norm", None))
+            elif isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+                undo.append(lambda p=parent, n=name, c=child: setattr(p, n, c))
+
+    def revert() -> None:
+        for step in reversed(undo):
+            step()
+
+    return revert

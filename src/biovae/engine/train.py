@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from biovae.engine import checkpoint, data
+from biovae.engine import checkpoint, data, norm_act
 from biovae.engine.config import TrainConfig
 from biovae.engine.module import VAEModule
 from biovae.errors import BiovaeError
@@ -59,17 +59,14 @@ def fit(module: VAEModule, x, codes: np.ndarray | None, cfg: TrainConfig, resume
     # Several GPU processes: batch norm over the whole global batch, as one process would see it
     # (torch syncs batch norm on GPUs only; on CPU each process normalises its own share).
     sync = fabric.world_size > 1 and fabric.device.type == "cuda"
-    if sync:
-        from lightning_fabric.plugins.layer_sync import TorchSyncBatchNorm
-
-        module = TorchSyncBatchNorm().apply(module)
+    revert = norm_act.sync_batch_norm(module) if sync else None
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(cfg.seed)
             return _Loop(module, x, codes, cfg, fabric).run(resume)
     finally:
-        if sync:
-            TorchSyncBatchNorm().revert(module)  # the caller's module keeps plain BatchNorm layers
+        if revert is not None:
+            revert()  # the caller's module keeps its own batch norm layers
 
 
 def _adam(module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:

@@ -130,7 +130,7 @@ class VAE:
         """Before fit: set the decoder's output biases (and the likelihoods' own per-feature
         parameters) so that the untrained decoder gives each feature its marginal in x (n,
         n_features), for every block whose likelihood has a start (Likelihood.start; the hurdle
-        likelihoods do, see engine.hurdle). The weights keep their random start. Returns the
+        likelihoods do, see engine.likelihoods.hurdle). The weights keep their random start. Returns the
         names of the blocks started (none for decoders without per-block output heads)."""
         heads = getattr(self.module.decoder, "heads", None)
         if heads is None:
