@@ -1,5 +1,6 @@
-"""`biovae fit | generate | plot-model | plot-aug | evaluate-generation`: skins over biovae.expr,
-biovae.pl and biovae.evaluate.generation. Each writes a JSON summary beside its output."""
+"""`biovae fit | generate | encode | plot-model | plot-aug | evaluate-generation`: skins over
+biovae.expr (fit: biovae.expr.run with a FitSettings), biovae.pl and biovae.evaluate.generation.
+Each writes a JSON summary beside its output."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import argparse
 from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, distributed_options, run_parameters, summary_line
-from biovae.engine.fit_notes import training_notes
 from biovae.errors import BiovaeError
-from biovae.io.atomic import output_lock, write_json
-from biovae.io.outputs import check_output_file, check_output_folder, work_folder, write_file_summary
-from biovae.report import render_report, report_path, write_report
+from biovae.expr.settings import FitSettings
+from biovae.io.atomic import write_json
+from biovae.io.outputs import check_output_file, write_file_summary
+from biovae.report import report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
+_D = FitSettings()
 
 
 def _data_options(p) -> None:
@@ -33,27 +35,27 @@ def register(sub) -> None:
     _data_options(p)
     p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
                    "file with one gene name per line; default all genes")
-    p.add_argument("--likelihood", default="hurdle_cell",
+    p.add_argument("--likelihood", default=_D.likelihood,
                    help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
-    p.add_argument("--transform", default="auto", help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
-    p.add_argument("--input-kind", default="auto", choices=["auto", "counts", "full_length", "log_normalised"],
+    p.add_argument("--transform", default=_D.transform, help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
+    p.add_argument("--input-kind", default=_D.input_kind, choices=["auto", "counts", "full_length", "log_normalised"],
                    help="what the values are (auto: detected); sets the auto transform and the generated cells' "
                    "support (whole counts for counts); scaled data with negatives are refused")
-    p.add_argument("--latent-dim", type=int, default=10)
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--condition-every-layer", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--latent-dim", type=int, default=_D.latent_dim)
+    p.add_argument("--hidden", type=int, nargs="+", default=_D.hidden)
+    p.add_argument("--beta", type=float, default=_D.beta)
+    p.add_argument("--dropout", type=float, default=_D.dropout)
+    p.add_argument("--condition-every-layer", action=argparse.BooleanOptionalAction, default=_D.condition_every_layer,
                    help="feed the label to every decoder layer, not only its input (generated cells match "
                    "their type more often)")
-    p.add_argument("--marginal-start", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--marginal-start", action=argparse.BooleanOptionalAction, default=_D.marginal_start,
                    help="hurdle likelihoods: start the decoder at each gene's marginal (more realistic cells "
                    "from short fits)")
-    p.add_argument("--epochs", type=int, default=300, help="maximum epochs (early stopping may end sooner)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=30)
-    p.add_argument("--validation-split", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=_D.epochs, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--batch-size", type=int, default=_D.batch_size)
+    p.add_argument("--lr", type=float, default=_D.lr)
+    p.add_argument("--patience", type=int, default=_D.patience)
+    p.add_argument("--validation-split", type=float, default=_D.validation_split)
     p.add_argument("--resume", action="store_true", help="continue from OUT.partial/checkpoint of a stopped fit")
     p.add_argument("--backed", action="store_true",
                    help="read the .h5ad in row chunks and never hold the whole matrix (data larger than memory)")
@@ -115,62 +117,18 @@ def register(sub) -> None:
 
 
 def _fit(args) -> None:
-    import biovae.expr as ex
-    from biovae.io.expression import read_expression
+    from biovae.expr.workflow import run
 
-    genes_file = args.genes if args.genes and Path(args.genes).is_file() else None
-    out = check_output_folder(args.out, [args.data, genes_file], args.force)
-    # a second fit into the same folder refuses; checkpoints live in OUT.partial until the fit succeeds
-    with output_lock(out), work_folder(out, args.resume) as work:
-        adata = _fit_input(args, read_expression)
-        if args.genes:
-            from biovae.expr.genes import select_genes
-
-            adata = select_genes(adata, args.genes)
-        model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
-                       input_kind=args.input_kind, batch_key=args.batch_key,
-                       hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
-                       condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                       validation_split=args.validation_split, seed=args.seed, device=args.device,
-                       progress=not args.quiet, checkpoint_dir=str(work / "checkpoint"), resume=args.resume,
-                       backed=args.backed, **distributed_options(args))
-        h = model.vae.history
-        summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
-                   "input_kind": model.pre.kind, "likelihood": model.pre.likelihood,
-                   "transform": model.pre.transform, "epochs_trained": len(h),
-                   "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
-        summary["notes"] = training_notes(h, args.beta)
-        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {model.pre.kind} ({model.pre.likelihood}, "
-                f"{model.pre.transform}), {len(h)} epochs, "
-                f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
-        lead += "".join(f"; WARNING: {note}" for note in summary["notes"])
-        page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
-                             tables={"Labels": _label_table(model, adata, args.labels)})
-        model.save(out, summary=summary, extras={"report.html": page}, force=args.force)
-    summary_line("fit", f"{lead}; model in {out}")
-
-
-def _label_table(model, adata, key):
-    """Cells per label of the training data, for the fit report."""
-    if not model.labels or not isinstance(key, str) or key not in adata.obs:
-        return None
-    return adata.obs[key].astype(str).value_counts().rename("training cells").to_frame().rename_axis("label")
-
-
-def _fit_input(args, read_expression):
-    """The data of `biovae fit`: read whole, or with --backed opened for reading in row chunks."""
-    if not args.backed:
-        return read_expression(args.data, genes_in_rows=args.genes_in_rows, layer=args.layer)
-    from biovae.io.backed import open_backed
-
-    if args.genes:
-        raise BiovaeError("--genes selects columns of a matrix read whole, which --backed does not do",
-                          "write the selected genes to a new .h5ad (adata[:, genes].write_h5ad) and fit that")
-    if args.genes_in_rows:
-        raise BiovaeError("--genes-in-rows applies to CSV/TSV tables, which --backed cannot read",
-                          "give an .h5ad (cells in rows) with --backed")
-    return open_backed(args.data, args.layer)
+    s = FitSettings(labels=args.labels, batch_key=args.batch_key, layer=args.layer, genes=args.genes,
+                    genes_in_rows=args.genes_in_rows, input_kind=args.input_kind, backed=args.backed,
+                    likelihood=args.likelihood, transform=args.transform, latent_dim=args.latent_dim,
+                    hidden=args.hidden, beta=args.beta, dropout=args.dropout,
+                    condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
+                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    validation_split=args.validation_split, seed=args.seed, device=args.device,
+                    progress=not args.quiet, **distributed_options(args))
+    summary = run(args.data, args.out, s, force=args.force, resume=args.resume, parameters=run_parameters(args))
+    summary_line("fit", f"{summary['headline']}; model in {args.out}")
 
 
 def _label_counts(items: list[str]) -> dict[str, int] | None:

@@ -9,8 +9,6 @@ With backed=True the matrix stays in its .h5ad file: every stage reads it in row
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -20,10 +18,11 @@ from biovae.engine.vae import VAE
 from biovae.expr import kinds, samplers
 from biovae.expr.model import ExpressionModel
 from biovae.expr.preprocess import Preprocessor
+from biovae.expr.settings import FitSettings
 from biovae.io.backed import BackedExpression, open_backed
 from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
 
-DEFAULT_LIKELIHOOD = "hurdle_cell"
+DEFAULT_LIKELIHOOD = FitSettings.likelihood
 DENSE_VALUES = 2 << 20  # values per block when a backed pass densifies rows (16 MiB as float64)
 
 
@@ -38,18 +37,15 @@ def read_labels(data, labels, cells) -> np.ndarray | None:
     return get_labels(frame, labels).astype(str)
 
 
-def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAULT_LIKELIHOOD,
-        transform: str = "auto", input_kind: str | None = None, batch_key: str | None = None, hidden: Sequence[int] = (256, 128), latent_dim: int = 10,
-        beta: float = 1.0, dropout: float = 0.1, norm: str = "batch", epochs: int = 300, batch_size: int = 128,
-        lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
-        seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
-        resume: bool = False, backed: bool = False, devices: int | str = 1, strategy: str = "auto",
-        num_nodes: int = 1, precision: str = "32-true", condition_every_layer: bool = True,
-        marginal_start: bool = True) -> ExpressionModel:
+def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_dir: str | None = None,
+        resume: bool = False, **changes) -> ExpressionModel:
     """Fit a VAE (a conditional VAE when `labels` is given) to expression data.
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
       cells x genes, non-negative. labels: an obs column name or one label per cell.
+    settings: a FitSettings (its defaults when None); `changes` (any of its field names, e.g.
+      likelihood="nb", epochs=50) apply on top. checkpoint_dir / resume: where training
+      checkpoints go, and whether to continue from one. The fields:
     input_kind: None/"auto" (detect, see biovae.expr.kinds), "counts", "full_length" or
       "log_normalised": sets the "auto" transform and the output's support; scaled data (any
       negative value) are refused, naming `.raw` or a counts layer of the AnnData if it has one.
@@ -82,6 +78,10 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
     early stopping on the validation loss ends sooner. `devices`, `strategy`, `num_nodes` and
     `precision` go to the trainer (e.g. devices=2, strategy="ddp": data-parallel processes).
     """
+    s = (settings or FitSettings()).changed(**changes)
+    labels = s.labels if labels is None else labels
+    layer, backed, input_kind, batch_key = s.layer, s.backed, s.input_kind, s.batch_key
+    likelihood, transform, seed = s.likelihood, s.transform, s.seed
     source = open_backed(data, layer) if backed else None
     try:
         if backed:
@@ -94,16 +94,16 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
         batch = get_batches(source if backed else data, batch_key)
         batches = sorted(set(batch)) if batch is not None else None
         spec = {**({"label": known} if known else {}), **({"batch": batches} if batches else {})}
-        vae = VAE(len(genes), likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, dropout=dropout,
-                  norm=norm, conditions=spec or None, beta=beta, seed=seed,
-                  condition_every_layer=condition_every_layer)
+        vae = VAE(len(genes), likelihood=likelihood, latent_dim=s.latent_dim, hidden=s.hidden, dropout=s.dropout,
+                  norm=s.norm, conditions=spec or None, beta=s.beta, seed=seed,
+                  condition_every_layer=s.condition_every_layer)
         cond = {**({"label": lab} if lab is not None else {}), **({"batch": batch} if batch is not None else {})} or None
-        if marginal_start:
+        if s.marginal_start:
             vae.start_at_marginals(y)
-        vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
-                patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,
-                checkpoint_dir=checkpoint_dir, resume=resume, devices=devices, strategy=strategy,
-                num_nodes=num_nodes, precision=precision)
+        vae.fit(y, cond, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, validation_split=s.validation_split,
+                patience=s.patience, warmup_fraction=s.warmup_fraction, seed=seed, device=s.device,
+                progress=s.progress, checkpoint_dir=checkpoint_dir, resume=resume, devices=s.devices,
+                strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision)
         samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
     finally:
         if source is not None and source is not data:
