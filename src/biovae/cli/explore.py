@@ -20,9 +20,16 @@ def register(sub) -> None:
                        "from one label (or cell) to another. Labels are looked up in --labels of DATA, else among "
                        "the labels a conditional model was fitted on.")
     p.add_argument("model", help="model folder written by `biovae fit`")
-    p.add_argument("--from", dest="start", required=True, help="start: a label, or a cell name of --data")
-    p.add_argument("--to", dest="end", required=True, help="end: a label, or a cell name of --data")
-    p.add_argument("-o", "--out", required=True, help="output .h5ad or .csv/.tsv (points x genes)")
+    p.add_argument("--from", dest="start", help="start: a label, or a cell name of --data")
+    p.add_argument("--to", dest="end", help="end: a label, or a cell name of --data")
+    p.add_argument("-o", "--out", required=True, help="output .h5ad or .csv/.tsv (points x genes; --cells: .h5ad)")
+    p.add_argument("--cells", action="store_true",
+                   help="instead of a path: generate cells of the --hold-out time point of column --labels in --data "
+                   "from its two neighbouring time points (biovae.tl.intermediate_cells); MODEL must have been "
+                   "fitted without that time point's cells")
+    p.add_argument("--hold-out", help="with --cells: the time point (a value of --labels) to generate")
+    p.add_argument("--n", type=int, help="with --cells: cells to generate (default: as many as the time point has, "
+                   "else the mean of its neighbours' counts)")
     p.add_argument("--data", help="cells to take the endpoints from (h5ad, CSV/TSV, 10x folder)")
     p.add_argument("--labels", help="obs column of --data holding the labels (default: the model's)")
     p.add_argument("--layer", help="layer of --data ('raw' for .raw)")
@@ -85,6 +92,11 @@ def _interpolate(args) -> None:
     from biovae.io.expression import write_expression
     from biovae.tl.interpolate import interpolate
 
+    if args.cells:
+        return _intermediate(args)
+    if not (args.start and args.end):
+        raise BiovaeError("interpolate needs --from and --to (or --cells with --hold-out)",
+                          "name the path's two ends, e.g. --from 'CD14+ Monocyte' --to 'CD19+ B'")
     model = _expression_model(args.model)
     data = _read(args.data, args.layer) if args.data else None
     path = interpolate(model, args.start, args.end, steps=args.steps, data=data, label_key=args.labels,
@@ -98,6 +110,30 @@ def _interpolate(args) -> None:
             f"written to {args.out}")
     write_report(report_path(args.out), "biovae interpolate", lead=lead, summary=summary,
                  tables=_path_table(path), parameters=run_parameters(args), outputs=[Path(args.out).name])
+    summary_line("interpolate", lead)
+
+
+def _intermediate(args) -> None:
+    from biovae.io.expression import write_expression
+    from biovae.tl.intermediate import intermediate_cells
+
+    if not (args.data and args.labels and args.hold_out):
+        raise BiovaeError("--cells needs --data, --labels (the time column) and --hold-out",
+                          "e.g. --cells --data cells.h5ad --labels age --hold-out 'Embryonic day 16.5'")
+    if Path(args.out).suffix.lower() != ".h5ad":
+        raise BiovaeError(f"--cells writes AnnData, but {args.out} is not an .h5ad", "name the output .h5ad")
+    model = _expression_model(args.model)
+    cells = intermediate_cells(model, _read(args.data, args.layer), args.labels, args.hold_out, n=args.n,
+                               seed=args.seed, layer=args.layer)
+    write_expression(cells, args.out)
+    info = dict(cells.uns["biovae_intermediate"])
+    summary = {"model": args.model, "data": args.data, **info, "cells": cells.n_obs, "genes": cells.n_vars,
+               "output": args.out}
+    write_json(Path(str(args.out) + ".summary.json"), summary)
+    lead = (f"{cells.n_obs} cells of {info['hold_out']} (fraction {info['fraction']:.3g} from {info['before']} "
+            f"to {info['after']}) written to {args.out}")
+    write_report(report_path(args.out), "biovae interpolate --cells", lead=lead, summary=summary,
+                 parameters=run_parameters(args), outputs=[Path(args.out).name])
     summary_line("interpolate", lead)
 
 

@@ -6,7 +6,9 @@
 The held-out cells are removed before anything is fitted. The VAE is fitted on the other time
 points; the latent centroids of the two neighbouring time points are interpolated at the held-out
 time's fraction between them, f = (t - t_before) / (t_after - t_before), and that point is
-decoded. Two baselines are computed in the same run: the linear interpolation of the neighbours'
+decoded ("vae"). "cells" is the mean of the cells biovae.tl.intermediate_cells generates (pairs
+of neighbour cells matched by optimal transport, mixed at f, decoded by sampling). Two baselines
+are computed in the same run: the linear interpolation of the neighbours'
 mean profiles at f, and each neighbour's own mean profile ("nearest": the nearer one; at f = 0.5
 both are equally near and both are reported).
 
@@ -26,6 +28,7 @@ import pandas as pd
 from biovae.errors import BiovaeError, require
 from biovae.evaluate.generation import pearson
 from biovae.io.expression import as_matrix, get_labels
+from biovae.tl.intermediate import cells_between
 from biovae.tl.interpolate import interpolate, model_parts
 
 BIRTH_DPC = 19.5  # mouse: postnatal day 0 is taken as embryonic day 19.5
@@ -33,6 +36,7 @@ DEFAULT_SETTINGS = dict(likelihood="normal", hidden=(128, 64), latent_dim=10, be
                         batch_size=32, epochs=400, patience=40, validation_split=0.1, progress=False)
 _EMBRYONIC = re.compile(r"^(?:e|embryonic\s+day|embryonic|dpc)\s*(\d+(?:\.\d+)?)$")
 _POSTNATAL = re.compile(r"^(?:p|pnd|post\s*-?\s*natal\s+day|postnatal)\s*(\d+(?:\.\d+)?)$")
+PREDICTIONS = ("vae", "cells", "linear", "before", "after")
 _NUMBER = re.compile(r"^(?:day\s*)?(-?\d+(?:\.\d+)?)$")
 
 
@@ -72,7 +76,7 @@ def neighbours(values: dict[str, float], hold_out: str) -> tuple[str, str, float
 class Intermediate:
     """Result of predict_intermediate.
 
-    profiles: AnnData (rows: 'observed', 'vae', 'linear', 'before', 'after'; columns: the
+    profiles: AnnData (rows: 'observed', 'vae', 'cells', 'linear', 'before', 'after'; columns: the
       evaluated genes), mean profiles in the evaluation space. metrics: DataFrame indexed like
       the predictions with pearson_r, rmse, and 'nearer' (True for the nearer neighbour(s)).
     """
@@ -170,29 +174,34 @@ def predict_intermediate(model_or_settings, data: ad.AnnData, time_key: str, hol
     work = ad.AnnData(X=dense[train][:, keep],
                       obs=pd.DataFrame({time_key: labels[train]}, index=np.asarray(data.obs_names)[train].astype(str)),
                       var=pd.DataFrame(index=[str(g) for g in genes[keep]]))
-    models = [model_or_settings] if fitted else _fit_models(work, model_or_settings, n_models, seed)
+    models = [model_or_settings] if fitted else fit_models(work, model_or_settings, n_models, seed)
     # decoded values come back on the input scale, per 1e4 counts for library-normalised models
     decoded = [to_log(interpolate(m, before, after, data=work, label_key=time_key, positions=[f]).X, mode,
                       normalised=True)[0] for m in models]
     vae_profile = np.mean(decoded, axis=0)
+    n_cells = int(np.sum(labels == hold_out))
+    generated = [to_log(cells_between(m, work, time_key, before, after, f, hold_out, n_cells, seed + i).X, mode)
+                 for i, m in enumerate(models)]
+    cells_profile = np.mean([g.mean(0) for g in generated], axis=0)
 
-    rows = {"observed": observed, "vae": vae_profile, "linear": (1 - f) * mean_before + f * mean_after,
-            "before": mean_before, "after": mean_after}
+    rows = {"observed": observed, "vae": vae_profile, "cells": cells_profile,
+            "linear": (1 - f) * mean_before + f * mean_after, "before": mean_before, "after": mean_after}
     profiles = ad.AnnData(X=np.vstack(list(rows.values())).astype(np.float32), obs=pd.DataFrame(index=list(rows)),
                           var=pd.DataFrame(index=[str(g) for g in genes[keep]]))
     nearer = {"before": f <= 0.5, "after": f >= 0.5}
     metrics = pd.DataFrame(
-        {"pearson_r": [pearson(rows[k], observed) for k in ("vae", "linear", "before", "after")],
-         "rmse": [float(np.sqrt(np.mean((rows[k] - observed) ** 2))) for k in ("vae", "linear", "before", "after")],
-         "nearer": [None, None, nearer["before"], nearer["after"]]},
-        index=pd.Index(["vae", "linear", "before", "after"], name="prediction"))
+        {"pearson_r": [pearson(rows[k], observed) for k in PREDICTIONS],
+         "rmse": [float(np.sqrt(np.mean((rows[k] - observed) ** 2))) for k in PREDICTIONS],
+         "nearer": [None, None, None, nearer["before"], nearer["after"]]},
+        index=pd.Index(list(PREDICTIONS), name="prediction"))
     scale = {"normalize_log1p": "log1p(counts per 1e4)", "log1p": "log1p(input values)"}.get(mode, "input values")
     space = (f"{scale} over {len(keep)} genes"
              + ("" if fitted else " (highest variance over the training time points)"))
     return Intermediate(hold_out, before, after, float(f), values, space, profiles, metrics, models)
 
 
-def _fit_models(work: ad.AnnData, settings: dict | None, n_models: int, seed: int) -> list:
+def fit_models(work: ad.AnnData, settings: dict | None, n_models: int, seed: int) -> list:
+    """n_models expression models fitted on `work` with settings over DEFAULT_SETTINGS (seeds seed, seed+1, ...)."""
     import biovae.expr as ex
 
     require(n_models >= 1, f"n_models must be >= 1, got {n_models}")
