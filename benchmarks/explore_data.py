@@ -9,7 +9,8 @@ filter is "detected in at least 10 % of all cells", which never looks at a group
   hsmm      Debian r-bioc-hsmmsinglecell (Trapnell et al. 2014): 271 human skeletal muscle
             myoblasts, FPKM, obs 'hours' (0, 24, 48, 72 h of differentiation). Confirmation.
   guo       Debian r-bioc-destiny, data 'guo' (Guo et al. 2010): 428 mouse embryo cells, qPCR of
-            48 genes (values as shipped, -delta Ct, can be negative), obs 'divisions'
+            48 genes (values as shipped minus the matrix minimum, one constant, so that they are
+            non-negative), obs 'divisions'
             (log2 of the cell number of the embryo: 1 .. 6, 2- to 64-cell). Confirmation.
   pbmc      scanpy's bundled pbmc68k_reduced: 700 PBMCs, .raw (log-normalised, 765 genes),
             obs 'bulk_labels' (10 types). Anomaly development set.
@@ -91,6 +92,7 @@ def _build_guo() -> ad.AnnData:
     arr = eset.assayData["exprs"]  # xarray genes x cells
     pheno = eset.phenoData.data
     x = np.asarray(arr, dtype=np.float32).T
+    x = x - x.min()  # one constant for the whole matrix: expression models take non-negative values
     cols = [str(c) for c in arr.coords["dim_1"].values]
     num = pheno.set_index(pheno.index.astype(str)).loc[cols, "num_cells"].astype(int).to_numpy()
     obs = pd.DataFrame({"divisions": np.log2(num).round().astype(int).astype(str), "num_cells": num},

@@ -101,3 +101,14 @@ def test_a_model_fitted_on_other_genes_is_refused(course, model):
     with pytest.raises(BiovaeError, match="fitted with cells of the held-out"):
         labelled = ex.fit(course, "time", seed=0, **{**FAST, "epochs": 2})
         intermediate_cells(labelled, course, "time", "day 2")
+
+
+def test_the_sampling_method_and_the_shift_keep_to_their_rules(course, model):
+    shifted = intermediate_cells(model, course, "time", "day 2", n=30, seed=2)
+    starts = np.where(shifted.obs["start"] == "before", shifted.obs["before_cell"], shifted.obs["after_cell"])
+    assert np.all(shifted.X[np.asarray(course[starts].X) == 0] == 0)  # undetected genes stay undetected
+    sampled = intermediate_cells(model, course, "time", "day 2", n=30, seed=2, method="sample")
+    assert sampled.uns["biovae_intermediate"]["method"] == "sample" and np.all(sampled.X >= 0)
+    assert not np.allclose(sampled.X, shifted.X)
+    with pytest.raises(BiovaeError, match="unknown method"):
+        intermediate_cells(model, course, "time", "day 2", method="midpoint")

@@ -207,7 +207,7 @@ def fit_models(work: ad.AnnData, settings: dict | None, n_models: int, seed: int
     require(n_models >= 1, f"n_models must be >= 1, got {n_models}")
     options = {**DEFAULT_SETTINGS, **(settings or {})}
     options.pop("seed", None)
-    require(options["likelihood"] in ("normal", "gaussian", "hurdle"),
+    require(options["likelihood"] in ("normal", "gaussian", "hurdle", "hurdle_cell"),
             f"time-course prediction decodes log-scale profiles; likelihood {options['likelihood']!r} is not supported",
-            "use 'normal', 'gaussian' or 'hurdle'")
+            "use 'normal', 'gaussian', 'hurdle' or 'hurdle_cell'")
     return [ex.fit(work, **options, seed=seed + i) for i in range(n_models)]
