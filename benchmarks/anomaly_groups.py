@@ -109,6 +109,8 @@ def run_dataset(name: str, args, seed: int) -> dict:
     key = explore_data.DATASETS[name][0]
     cells = explore_data.load(name)
     cells.obs[key] = cells.obs[key].astype(str)
+    if hasattr(cells.X, "toarray"):
+        cells.X = cells.X.toarray()
     train_all, test = split_cells(cells, 0.3, label_key=key, seed=seed)
     table = {}
     for held in sorted(set(cells.obs[key])):

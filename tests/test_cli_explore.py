@@ -154,3 +154,24 @@ def test_interpolate_cells_refuses_a_model_of_other_genes(course_files, files, t
     code, _, err = _run(capsys, "interpolate", files / "model", "--cells", "--data", course_files / "course.h5ad",
                         "--labels", "time", "--hold-out", "day 2", "-o", out)
     assert code == 2 and "different genes" in err and not out.exists()
+
+
+def test_anomaly_with_calibration_cells_adds_p_values(files, tmp_path, capsys):
+    from biovae.tl.anomaly_calibration import DEFAULT_SCORE
+    from biovae.cli.explore import RANK_BY
+
+    assert RANK_BY == DEFAULT_SCORE
+    cells = ad.read_h5ad(files / "cells.h5ad")
+    cells[:100].write_h5ad(tmp_path / "cal.h5ad")
+    out = tmp_path / "called.tsv"
+    code, _, _ = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "--calibration", tmp_path / "cal.h5ad",
+                      "-o", out)
+    table = pd.read_csv(out, sep="\t", index_col=0)
+    assert code == 0 and {"p_value", "novel"} <= set(table.columns)
+    assert table["p_value"].between(1 / 101 - 1e-6, 1).all() and (table["novel"] == (table["p_value"] < 0.05)).all()
+    assert table.loc[cells.obs_names[:100], "p_value"].min() == pytest.approx(1 / 101)
+    summary = json.loads((tmp_path / "called.tsv.summary.json").read_text())
+    assert summary["calibration_cells"] == 100 and summary["novel_cells"] == int(table["novel"].sum())
+    code, _, err = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "--calibration",
+                        tmp_path / "cal.h5ad", "--alpha", 2, "-o", tmp_path / "bad.tsv")
+    assert code == 2 and "--alpha" in err and not (tmp_path / "bad.tsv").exists()

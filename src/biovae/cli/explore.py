@@ -54,6 +54,9 @@ def register(sub) -> None:
     a.add_argument("--layer", help="layer of DATA ('raw' for .raw)")
     a.add_argument("--reference", help="the training cells, to define the latent distribution "
                    "(default: the training latents stored in the model)")
+    a.add_argument("--calibration", help="normal cells the model(s) never fitted (e.g. 20%% of the training cells "
+                   "held back): adds a conformal p-value of the ranking score and a 'novel' column (p < --alpha)")
+    a.add_argument("--alpha", type=float, default=0.05, help="with --calibration: p-value below which a cell is novel")
     a.add_argument("--samples", type=int, default=1, help="posterior draws for the reconstruction likelihood")
     a.add_argument("--backed", action="store_true",
                    help="read DATA (and --reference) .h5ad in row chunks instead of whole, for data larger than memory")
@@ -149,7 +152,7 @@ def _path_table(path):
     return {"Genes that change most along the path (rows) by path position (columns)": frame.rename_axis("gene")}
 
 
-RANK_BY = "latent_knn"  # the best novelty score in benchmarks/anomaly_loto.py
+RANK_BY = "latent_knn"  # biovae.tl.anomaly_calibration.DEFAULT_SCORE (benchmarks/anomaly_groups.py); kept light here
 
 
 def _anomaly(args) -> None:
@@ -166,9 +169,19 @@ def _anomaly(args) -> None:
         from biovae.io.backed import open_backed as read
     data = read(args.data, args.layer)
     reference = read(args.reference, args.layer) if args.reference else None
+    calibration = _read(args.calibration, args.layer) if args.calibration else None
+    if not 0 < args.alpha < 1:
+        raise BiovaeError(f"--alpha must lie between 0 and 1, got {args.alpha}", "e.g. --alpha 0.05")
     try:
         scores = anomaly_scores(model, data, labels=args.labels, reference=reference, n_samples=args.samples,
                                 seed=args.seed)
+        if calibration is not None:
+            from biovae.tl.anomaly_calibration import conformal_pvalues
+
+            cal = anomaly_scores(model, calibration, labels=args.labels, reference=reference,
+                                 n_samples=args.samples, seed=args.seed)[RANK_BY]
+            scores["p_value"] = conformal_pvalues(scores[RANK_BY].to_numpy(), cal.to_numpy())
+            scores["novel"] = scores["p_value"] < args.alpha
     finally:
         for opened in (data, reference) if args.backed else ():
             if opened is not None:
@@ -180,6 +193,9 @@ def _anomaly(args) -> None:
                "reference": args.reference, "cells": len(scores),
                "median": scores.median(numeric_only=True).to_dict(), f"highest_{RANK_BY}": top.to_dict(),
                "seed": args.seed, "output": str(out)}
+    if calibration is not None:
+        summary.update(calibration=args.calibration, calibration_cells=int(calibration.n_obs), alpha=args.alpha,
+                       novel_cells=int(scores["novel"].sum()))
     write_json(Path(str(out) + ".summary.json"), summary)
     lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
     write_report(report_path(out), "biovae anomaly", lead=lead, summary=summary,
