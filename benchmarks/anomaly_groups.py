@@ -18,6 +18,9 @@ distance to the 10 nearest fit cells in 50 principal components (pca_knn).
 Calibration: conformal p-values of the default score (biovae.tl.anomaly_calibration) from the
 calibration cells; reported as the share of normal test cells with p < 0.05 (ideal 0.05).
 
+Combinations (biovae.tl.anomaly_calibration.COMBINATIONS): the mean of two scores, each in units
+of its spread over the calibration cells (robust z).
+
 Diagnostics (why scores behave as they do): AUROC of the mean squared standardised input value
 ('input_energy': how far a cell's genes lie from the training means), and the Spearman
 correlation over the scored cells between encoder_var and input_energy.
@@ -46,7 +49,7 @@ from biovae.evaluate.generation import split_cells
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.atomic import write_json
 from biovae.tl import anomaly_scores
-from biovae.tl.anomaly_calibration import DEFAULT_SCORE, conformal_pvalues
+from biovae.tl.anomaly_calibration import DEFAULT_SCORE, combined_scores, conformal_pvalues
 from biovae.tl.anomaly_model import fit_anomaly_models
 from biovae.tl.timecourse import log_mode, to_log
 
@@ -94,8 +97,11 @@ def one_group(cells, train_all, test, key, held, args, seed) -> dict:
     x_fit, x = pre.transform_data(fit.X), pre.transform_data(scored[:, genes].X)
     scores.update(baselines(x_fit, x, seed))
     scores["input_energy"] = (x ** 2).mean(1)
-    calibration = anomaly_scores(models, cal[:, genes], seed=seed)[DEFAULT_SCORE].to_numpy()
-    p = conformal_pvalues(scores[DEFAULT_SCORE], calibration)
+    cal_frame = anomaly_scores(models, cal[:, genes], seed=seed)
+    both = combined_scores(frame, cal_frame)
+    scores.update({c: both[c].to_numpy() for c in both.columns})
+    cal_frame = pd.concat([cal_frame, combined_scores(cal_frame, cal_frame)], axis=1)
+    p = conformal_pvalues(scores[DEFAULT_SCORE], cal_frame[DEFAULT_SCORE].to_numpy())
     row = {c: float(roc_auc_score(truth, v)) for c, v in scores.items()}
     row.update(held_out_cells=int(novel.n_obs), normal_cells=int(known.n_obs), genes=len(genes),
                calibration_cells=int(cal.n_obs),

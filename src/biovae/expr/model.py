@@ -48,6 +48,11 @@ class ExpressionModel:
         Missing genes or values the likelihood cannot take raise a BiovaeError naming `source`."""
         return self.pre.transform_data(self._matrix(data, layer, source))
 
+    def chunked_input(self, source, source_name: str = "the data") -> ChunkedRows:
+        """The cells of a BackedExpression as model-scale input read in row chunks (for
+        biovae.tl and other callers; see _chunked)."""
+        return self._chunked(source, source_name)
+
     def _conditions(self, labels) -> dict | None:
         return {"label": labels} if self.conditional else None
 

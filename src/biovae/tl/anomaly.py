@@ -56,7 +56,7 @@ def _backed_input(expr, data, labels, layer, source):
     if expr.conditional:
         key = labels if labels is not None else expr.label_key
         cond = {"label": get_labels(ad.AnnData(obs=opened.obs), key)}
-    return expr._chunked(opened, source), cond, [str(c) for c in opened.cells], opened
+    return expr.chunked_input(opened, source), cond, [str(c) for c in opened.cells], opened
 
 
 @contextmanager

@@ -32,6 +32,24 @@ def conformal_pvalues(scores, calibration) -> np.ndarray:
     return (1.0 + above) / (cal.size + 1.0)
 
 
+COMBINATIONS = {"knn_recon": ("latent_knn", "recon_mse"), "knn_elbo": ("latent_knn", "neg_elbo"),
+                "knn_kl": ("latent_knn", "kl")}
+
+
+def robust_z(values, calibration) -> np.ndarray:
+    """(values - median) / (interquartile range / 1.349) of the calibration scores: a score on
+    the scale of its spread over normal held-out cells (sd units for a Gaussian)."""
+    cal = np.asarray(calibration, dtype=np.float64)
+    q1, med, q3 = np.percentile(cal, [25, 50, 75])
+    return (np.asarray(values, dtype=np.float64) - med) / max((q3 - q1) / 1.349, 1e-12)
+
+
+def combined_scores(frame: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
+    """Each COMBINATIONS entry: the mean of its scores' robust_z against the calibration cells."""
+    return pd.DataFrame({name: np.mean([robust_z(frame[c], calibration[c]) for c in parts], axis=0)
+                         for name, parts in COMBINATIONS.items()}, index=frame.index)
+
+
 @dataclass
 class Detector:
     """Anomaly models plus the default score's values on held-out normal cells."""
