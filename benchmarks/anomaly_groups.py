@@ -16,7 +16,8 @@ cells: PCA reconstruction error (10 components), IsolationForest (200 trees) and
 distance to the 10 nearest fit cells in 50 principal components (pca_knn).
 
 Calibration: conformal p-values of the default score (biovae.tl.anomaly_calibration) from the
-calibration cells; reported as the share of normal test cells with p < 0.05 (ideal 0.05).
+calibration cells, smoothed (seeded) and plain; reported as the share of normal test cells with
+p < 0.05 (ideal 0.05).
 
 Combinations (biovae.tl.anomaly_calibration.COMBINATIONS): the mean of two scores, each in units
 of its spread over the calibration cells (robust z).
@@ -101,12 +102,14 @@ def one_group(cells, train_all, test, key, held, args, seed) -> dict:
     both = combined_scores(frame, cal_frame)
     scores.update({c: both[c].to_numpy() for c in both.columns})
     cal_frame = pd.concat([cal_frame, combined_scores(cal_frame, cal_frame)], axis=1)
-    p = conformal_pvalues(scores[DEFAULT_SCORE], cal_frame[DEFAULT_SCORE].to_numpy())
+    p = conformal_pvalues(scores[DEFAULT_SCORE], cal_frame[DEFAULT_SCORE].to_numpy(), seed=seed)
+    plain = conformal_pvalues(scores[DEFAULT_SCORE], cal_frame[DEFAULT_SCORE].to_numpy())
     row = {c: float(roc_auc_score(truth, v)) for c, v in scores.items()}
     row.update(held_out_cells=int(novel.n_obs), normal_cells=int(known.n_obs), genes=len(genes),
                calibration_cells=int(cal.n_obs),
                normal_share_p_below_0_05=float(np.mean(p[truth == 0] < 0.05)),
                novel_share_p_below_0_05=float(np.mean(p[truth == 1] < 0.05)),
+               normal_share_plain_p_below_0_05=float(np.mean(plain[truth == 0] < 0.05)),
                encoder_var_vs_input_energy=float(spearmanr(scores["encoder_var"], scores["input_energy"])[0]))
     return row
 

@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ROWS = ("intermediate_cells", "intermediate_sampled", "pooled_neighbours", "linear_mixes", "latent_midpoint", "linear_mean")
 
 
-def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None) -> dict:
+def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, hold: str | None = None) -> dict:
     key = explore_data.DATASETS[name][0]
     data = explore_data.load(name)
-    hold = explore_data.HOLD_OUT[name]
+    hold = hold or explore_data.HOLD_OUT[name]
     labels, _, before, after, f = time_setup(data, key, hold)
     x = np.asarray(data.X, dtype=np.float64)
     train = labels != hold
@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["lung", "hsmm", "guo"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--genes", type=int, default=500, help="genes of highest training variance")
+    ap.add_argument("--hold-out", nargs="*", default=[], metavar="NAME=LABEL",
+                    help="other hold-outs than explore_data.HOLD_OUT, e.g. 'lung=Embryonic day 18.5'")
     ap.add_argument("--likelihood", default="hurdle_cell",
                     help="biovae.expr.fit likelihood (chosen on lung, seed 0: hurdle_cell r 0.850, hurdle 0.821, "
                     "normal 0.803); guo's qPCR values (no zeros) use 'normal'")
@@ -96,10 +98,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "intermediate_cells.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    holds = {**explore_data.HOLD_OUT, **dict(h.split("=", 1) for h in args.hold_out)}
     results = {}
     for name in args.data:
         t0 = time.time()
-        runs = [one_run(name, args.genes, s, {"likelihood": args.likelihood}) for s in args.seeds]
+        runs = [one_run(name, args.genes, s, {"likelihood": args.likelihood}, holds[name]) for s in args.seeds]
         cols = ("rf_auc", "pearson_r", "rmse")
         mean = pd.DataFrame({r: np.nanmean([[run["table"][r][c] for c in cols] for run in runs], axis=0)
                              for r in ROWS}, index=list(cols)).T
@@ -108,7 +111,7 @@ def main() -> None:
                  "r_at_least_linear_mean": bool(mean.loc["intermediate_cells", "pearson_r"]
                                                 >= mean.loc["linear_mean", "pearson_r"])}
         role = explore_data.DATASETS[name][1]
-        print(f"\n{name} ({role}; hold out {explore_data.HOLD_OUT[name]!r}, {runs[0]['genes']} genes, "
+        print(f"\n{name} ({role}; hold out {holds[name]!r}, {runs[0]['genes']} genes, "
               f"{runs[0]['held_out_cells']} held-out cells, seeds {args.seeds}, {time.time() - t0:.0f} s)")
         print(mean.round(3).to_string())
         print(", ".join(f"{k}: {v}" for k, v in check.items()), flush=True)

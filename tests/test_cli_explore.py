@@ -168,8 +168,8 @@ def test_anomaly_with_calibration_cells_adds_p_values(files, tmp_path, capsys):
                       "-o", out)
     table = pd.read_csv(out, sep="\t", index_col=0)
     assert code == 0 and {"p_value", "novel"} <= set(table.columns)
-    assert table["p_value"].between(1 / 101 - 1e-6, 1).all() and (table["novel"] == (table["p_value"] < 0.05)).all()
-    assert table.loc[cells.obs_names[:100], "p_value"].min() == pytest.approx(2 / 101, rel=1e-4)  # each counts itself
+    assert table["p_value"].between(0, 1).all() and (table["novel"] == (table["p_value"] < 0.05)).all()
+    assert table.loc[cells.obs_names[:100], "p_value"].min() < 2 / 101  # smoothed: each counts itself, in part
     summary = json.loads((tmp_path / "called.tsv.summary.json").read_text())
     assert summary["calibration_cells"] == 100 and summary["novel_cells"] == int(table["novel"].sum())
     code, _, err = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "--calibration",

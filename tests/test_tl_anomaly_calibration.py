@@ -37,3 +37,15 @@ def test_detector_flags_a_shifted_population_and_few_normal_cells():
     assert normal["novel"].mean() < 0.15 and novel["novel"].mean() > 0.8
     with pytest.raises(BiovaeError, match="too few"):
         fit_detector(_blobs(50, 0.0, 3), genes=None, n_models=1, epochs=2, progress=False)
+
+
+def test_smoothed_p_values_are_exact_with_few_calibration_cells():
+    rng = np.random.default_rng(1)
+    plain, smooth = [], []
+    for i in range(200):
+        cal, new = rng.normal(size=30), rng.normal(size=200)
+        plain.append(np.mean(conformal_pvalues(new, cal) < 0.05))
+        smooth.append(np.mean(conformal_pvalues(new, cal, seed=i) < 0.05))
+    assert abs(np.mean(plain) - 1 / 31) < 0.005 and abs(np.mean(smooth) - 0.05) < 0.005
+    same = conformal_pvalues([0.1, 5.0], [0.0, 1.0], seed=3)
+    assert np.array_equal(same, conformal_pvalues([0.1, 5.0], [0.0, 1.0], seed=3)) and same[1] < 1 / 3

@@ -180,7 +180,7 @@ def _anomaly(args) -> None:
 
             cal = anomaly_scores(model, calibration, labels=args.labels, reference=reference,
                                  n_samples=args.samples, seed=args.seed)[RANK_BY]
-            scores["p_value"] = conformal_pvalues(scores[RANK_BY].to_numpy(), cal.to_numpy())
+            scores["p_value"] = conformal_pvalues(scores[RANK_BY].to_numpy(), cal.to_numpy(), seed=args.seed)
             scores["novel"] = scores["p_value"] < args.alpha
     finally:
         for opened in (data, reference) if args.backed else ():

@@ -6,8 +6,9 @@
 A score is only a ranking; a p-value says how unusual a cell is against cells of the training
 distribution that the model never fitted. With calibration scores s_1..s_m of such cells, the
 conformal p-value of a new cell's score s is (1 + #{s_i >= s}) / (m + 1): for a normal cell
-(exchangeable with the calibration cells) P(p <= a) <= a, so flagging p < 0.05 flags about 5 %
-of normal cells whatever the score's scale (benchmarks/anomaly_groups.py measures the share).
+(exchangeable with the calibration cells) P(p <= a) <= a; the smoothed form (a seeded uniform
+draw breaks the ranks' ties) makes it exact, so flagging p < 0.05 flags 5 % of normal cells
+whatever the score's scale (benchmarks/anomaly_groups.py measures the share).
 """
 
 from __future__ import annotations
@@ -23,13 +24,22 @@ DEFAULT_SCORE = "latent_knn"
 CALIBRATION_FRACTION = 0.2
 
 
-def conformal_pvalues(scores, calibration) -> np.ndarray:
-    """(1 + #{calibration >= s}) / (m + 1) for each score s (higher score = more unusual)."""
+def conformal_pvalues(scores, calibration, seed: int | None = None) -> np.ndarray:
+    """(1 + #{calibration >= s}) / (m + 1) for each score s (higher score = more unusual).
+
+    With a seed, the smoothed form (#{calibration > s} + U (1 + #{calibration == s})) / (m + 1),
+    U uniform on (0, 1): for a normal cell P(p < a) = a exactly instead of at most a (the plain
+    form can only take the values k / (m + 1), so with m = 30 calibration cells "p < 0.05" means
+    "above all of them", 1 normal cell in 31)."""
     cal = np.sort(np.asarray(calibration, dtype=np.float64).ravel())
     require(cal.size >= 1, "calibration needs scores of at least one held-out normal cell")
     s = np.asarray(scores, dtype=np.float64).ravel()
-    above = cal.size - np.searchsorted(cal, s, side="left")
-    return (1.0 + above) / (cal.size + 1.0)
+    at_or_above = cal.size - np.searchsorted(cal, s, side="left")
+    if seed is None:
+        return (1.0 + at_or_above) / (cal.size + 1.0)
+    above = cal.size - np.searchsorted(cal, s, side="right")
+    u = np.random.default_rng(seed).uniform(size=s.size)
+    return (above + u * (1.0 + at_or_above - above)) / (cal.size + 1.0)
 
 
 COMBINATIONS = {"knn_recon": ("latent_knn", "recon_mse"), "knn_elbo": ("latent_knn", "neg_elbo"),
@@ -62,11 +72,11 @@ class Detector:
 
     def score(self, cells, *, seed: int = 0) -> pd.DataFrame:
         """biovae.tl.anomaly_scores of `cells` plus 'p_value' (of score_name against the
-        calibration cells) and 'novel' (p_value < alpha)."""
+        calibration cells, smoothed with `seed`; see conformal_pvalues) and 'novel' (p_value < alpha)."""
         from biovae.tl.anomaly import anomaly_scores
 
         frame = anomaly_scores(self.models, cells, seed=seed)
-        frame["p_value"] = conformal_pvalues(frame[self.score_name].to_numpy(), self.calibration)
+        frame["p_value"] = conformal_pvalues(frame[self.score_name].to_numpy(), self.calibration, seed=seed)
         frame["novel"] = frame["p_value"] < self.alpha
         return frame
 
