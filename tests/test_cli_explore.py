@@ -128,12 +128,13 @@ def test_interpolate_cells_writes_generated_cells_of_the_held_out_point(course_f
     out = tmp_path / "day2.h5ad"
     code, text, _ = _run(capsys, "interpolate", course_files / "model", "--cells", "--data",
                          course_files / "course.h5ad", "--labels", "time", "--hold-out", "day 2", "--n", 25,
-                         "--seed", 3, "-o", out)
+                         "--seed", 3, "--method", "sample", "-o", out)
     assert code == 0 and text.strip().splitlines()[-1].startswith("biovae interpolate: 25 cells of day 2")
     cells = ad.read_h5ad(out)
     assert cells.shape == (25, 30) and set(cells.obs["time"]) == {"day 2"}
     summary = json.loads((tmp_path / "day2.h5ad.summary.json").read_text())
     assert summary["before"] == "day 1" and summary["after"] == "day 3" and summary["cells"] == 25
+    assert summary["method"] == "sample"
 
 
 @pytest.mark.parametrize("extra, message", [

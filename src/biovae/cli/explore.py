@@ -28,6 +28,8 @@ def register(sub) -> None:
                    "from its two neighbouring time points (biovae.tl.intermediate_cells); MODEL must have been "
                    "fitted without that time point's cells")
     p.add_argument("--hold-out", help="with --cells: the time point (a value of --labels) to generate")
+    p.add_argument("--method", default="shift", choices=["shift", "sample"],
+                   help="with --cells: shift real neighbour cells by the decoded latent change, or sample the likelihood")
     p.add_argument("--n", type=int, help="with --cells: cells to generate (default: as many as the time point has, "
                    "else the mean of its neighbours' counts)")
     p.add_argument("--data", help="cells to take the endpoints from (h5ad, CSV/TSV, 10x folder)")
@@ -127,7 +129,7 @@ def _intermediate(args) -> None:
         raise BiovaeError(f"--cells writes AnnData, but {args.out} is not an .h5ad", "name the output .h5ad")
     model = _expression_model(args.model)
     cells = intermediate_cells(model, _read(args.data, args.layer), args.labels, args.hold_out, n=args.n,
-                               seed=args.seed, layer=args.layer)
+                               seed=args.seed, layer=args.layer, method=args.method)
     write_expression(cells, args.out)
     info = dict(cells.uns["biovae_intermediate"])
     summary = {"model": args.model, "data": args.data, **info, "cells": cells.n_obs, "genes": cells.n_vars,
