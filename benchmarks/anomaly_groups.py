@@ -52,7 +52,7 @@ from biovae.io.atomic import write_json
 from biovae.tl import anomaly_scores
 from biovae.tl.anomaly_calibration import DEFAULT_SCORE, combined_scores, conformal_pvalues
 from biovae.tl.anomaly_model import fit_anomaly_models
-from biovae.tl.timecourse import log_mode, to_log
+from biovae.tl.times import log_mode, to_log
 
 import explore_data
 

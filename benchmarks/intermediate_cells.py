@@ -5,7 +5,7 @@ cell-level and mean-level baselines, on three public time courses (benchmarks/ex
   hsmm  (confirmation)                       hold out 48 h, between 24 h and 72 h (f = 0.5)
   guo   (confirmation)                       hold out the 16-cell stage, between 8 and 32 (f = 0.5)
 
-For each seed one VAE (biovae.tl.timecourse.DEFAULT_SETTINGS) is fitted on the other time points
+For each seed one VAE (biovae.tl.times.DEFAULT_SETTINGS) is fitted on the other time points
 over `--genes` genes of highest variance across the training cells (all genes when fewer). Rows:
   intermediate_cells  biovae.tl.intermediate_cells, method "shift" (OT-paired real cells moved to the
                       pair's latent mix by the decoded change)
@@ -37,7 +37,7 @@ from biovae.evaluate.generation import classifier_auc, pearson
 from biovae.io.atomic import write_json
 from biovae.tl.intermediate import cells_between, time_setup
 from biovae.tl.interpolate import interpolate
-from biovae.tl.timecourse import fit_models, log_mode, to_log
+from biovae.tl.times import fit_models, log_mode, to_log
 
 import explore_data
 

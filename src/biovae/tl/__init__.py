@@ -15,7 +15,8 @@ from biovae.tl.anomaly_model import ANOMALY_SETTINGS, fit_anomaly_models
 from biovae.tl.disentangle import mig, simulate_factors
 from biovae.tl.intermediate import intermediate_cells
 from biovae.tl.interpolate import interpolate, load_model
-from biovae.tl.timecourse import Intermediate, predict_intermediate, time_value
+from biovae.tl.timecourse import Intermediate, predict_intermediate
+from biovae.tl.times import time_value
 
 __all__ = ["interpolate", "intermediate_cells", "load_model", "predict_intermediate", "Intermediate", "time_value", "anomaly_scores",
            "fit_reference", "SCORES", "DEFAULT_SCORE", "Detector", "conformal_pvalues", "fit_detector", "fit_anomaly_models", "ANOMALY_SETTINGS", "mig", "simulate_factors"]

@@ -32,6 +32,7 @@ import pandas as pd
 from biovae.errors import BiovaeError, require
 from biovae.io.expression import as_matrix, get_labels
 from biovae.tl.interpolate import model_parts
+from biovae.tl.times import fit_models, neighbours, time_value
 
 METHODS = ("shift", "sample")
 MAX_PLAN_CELLS = 2000  # cells per side in the transport plan (seeded subsample beyond it)
@@ -40,8 +41,6 @@ MAX_PLAN_CELLS = 2000  # cells per side in the transport plan (seeded subsample 
 def time_setup(data, time_key: str, hold_out, times: dict | None = None) -> tuple[np.ndarray, dict, str, str, float]:
     """(labels of data's cells, label -> time value, before, after, fraction) for hold_out;
     BiovaeError when hold_out is unknown or lacks a neighbour on either side."""
-    from biovae.tl.timecourse import neighbours, time_value
-
     require(isinstance(data, ad.AnnData), "intermediate cells need AnnData with a time column")
     labels = get_labels(data, time_key)
     present = sorted(set(labels))
@@ -60,7 +59,7 @@ def intermediate_cells(model_or_settings, data: ad.AnnData, time_key: str, hold_
     """Generated cells (AnnData, n x genes) for the held-out time point `hold_out` of obs[time_key].
 
     model_or_settings: None or a dict of biovae.expr.fit options (over
-      biovae.tl.timecourse.DEFAULT_SETTINGS) to fit a model on the cells of the other time points
+      biovae.tl.times.DEFAULT_SETTINGS) to fit a model on the cells of the other time points
       (all of data's genes); or a fitted ExpressionModel that never saw the held-out cells, over
       genes that data has.
     data: AnnData with obs[time_key]; the held-out point's cells, when present, are left out.
@@ -88,8 +87,6 @@ def fit_without(model_or_settings, train: ad.AnnData, time_key: str, hold_out: s
     """The fitted model to use: checked (expression model, not conditioned on the held-out
     label) or fitted here on `train` with the settings."""
     if model_or_settings is None or isinstance(model_or_settings, dict):
-        from biovae.tl.timecourse import fit_models
-
         return fit_models(train.copy(), model_or_settings, 1, seed)[0]
     _, expr = model_parts(model_or_settings)
     require(expr is not None, "intermediate cells need an expression model (biovae.expr.fit / `biovae fit`)")
