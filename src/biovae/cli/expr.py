@@ -7,8 +7,10 @@ import argparse
 from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, distributed_options, run_parameters, summary_line
+from biovae.engine.fit_notes import training_notes
 from biovae.errors import BiovaeError
-from biovae.io.atomic import is_main_process, output_lock, write_json
+from biovae.io.atomic import output_lock, write_json
+from biovae.io.outputs import check_output_file, check_output_folder, work_folder, write_file_summary
 from biovae.report import render_report, report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -67,6 +69,7 @@ def register(sub) -> None:
     m = sub.add_parser("plot-model", help="draw a model's architecture", formatter_class=_FMT)
     m.add_argument("model")
     m.add_argument("-o", "--out", help="PNG/PDF/SVG (default MODEL/architecture.png)")
+    add_runtime_options(m, device=False)
     m.set_defaults(handler=_plot_model)
 
     a = sub.add_parser("plot-aug", help="real vs generated cells in 2-D", formatter_class=_FMT)
@@ -91,21 +94,18 @@ def register(sub) -> None:
 
 
 def _fit(args) -> None:
-    import shutil
-
     import biovae.expr as ex
     from biovae.io.expression import read_expression
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
-    with output_lock(out):  # a second fit into the same folder refuses
+    genes_file = args.genes if args.genes and Path(args.genes).is_file() else None
+    out = check_output_folder(args.out, [args.data, genes_file], args.force)
+    # a second fit into the same folder refuses; checkpoints live in OUT.partial until the fit succeeds
+    with output_lock(out), work_folder(out, args.resume) as work:
         adata = _fit_input(args, read_expression)
         if args.genes:
             from biovae.expr.genes import select_genes
 
             adata = select_genes(adata, args.genes)
-        work = out.with_name(out.name + ".partial")
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
                        condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
@@ -117,13 +117,13 @@ def _fit(args) -> None:
         summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
                    "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
                    "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
+        summary["notes"] = training_notes(h, args.beta)
         lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
+        lead += "".join(f"; WARNING: {note}" for note in summary["notes"])
         page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
                              tables={"Labels": _label_table(model, adata, args.labels)})
-        model.save(out, summary=summary, extras={"report.html": page})
-        if is_main_process():  # other ranks of a distributed fit leave rank 0's files alone
-            shutil.rmtree(work, ignore_errors=True)
+        model.save(out, summary=summary, extras={"report.html": page}, force=args.force)
     summary_line("fit", f"{lead}; model in {out}")
 
 
@@ -165,13 +165,14 @@ def _generate(args) -> None:
     from biovae.expr import load
     from biovae.io.expression import write_expression
 
+    check_output_file(args.out, [args.model], args.force)
     model = load(args.model)
     new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed)
     write_expression(new, args.out)
     counts = new.obs["label"].value_counts().to_dict()
     summary = {"model": args.model, "cells": new.n_obs, "per_label": counts, "method": args.method,
                "seed": args.seed, "output": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     lead = f"{new.n_obs} cells ({len(counts)} labels, {args.method}) written to {args.out}"
     write_report(report_path(args.out), "biovae generate", lead=lead, summary=summary,
                  parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
@@ -183,6 +184,7 @@ def _plot_model(args) -> None:
     from biovae.pl.model_graph import model_graph
 
     out = args.out or str(Path(args.model) / "architecture.png")
+    check_output_file(out, [args.model] if args.out else [], args.force, sidecars=(".report.html",))
     model_graph(VAE.load(args.model), save=out)
     write_report(report_path(out), "biovae plot-model", lead=f"architecture of {args.model}",
                  images=[("model architecture", out)], parameters=run_parameters(args))
@@ -199,11 +201,12 @@ def _read_pair(args):
 def _plot_aug(args) -> None:
     from biovae.pl.augmented import augmented
 
+    check_output_file(args.out, [args.real, args.generated], args.force)
     real, gen = _read_pair(args)
     augmented(real, gen, method=args.method, label_key=args.labels, seed=args.seed, save=args.out)
     summary = {"real": args.real, "generated": args.generated, "real_cells": real.n_obs,
                "generated_cells": gen.n_obs, "method": args.method, "plot": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     lead = f"{real.n_obs} real and {gen.n_obs} generated cells drawn to {args.out}"
     write_report(report_path(args.out), "biovae plot-aug", lead=lead, summary=summary,
                  images=[("real vs generated cells", args.out)], parameters=run_parameters(args))
@@ -213,9 +216,12 @@ def _plot_aug(args) -> None:
 def _evaluate(args) -> None:
     from biovae.evaluate.generation import evaluate_generation, per_label_table
 
+    from biovae import __version__
+
+    check_output_file(args.out, [args.real, args.generated], args.force, sidecars=(".report.html",))
     real, gen = _read_pair(args)
     result = evaluate_generation(real, gen, label_key=args.labels, seed=args.seed)
-    write_json(args.out, result)
+    write_json(args.out, {**result, "biovae_version": __version__})
     o = result["overall"]
     lead = (f"RF-AUC {o['rf_auc']:.3f} (0.5 = indistinguishable), MMD2 {o['mmd2']:.4f}, "
             f"mean corr {o['mean_corr']:.3f}")

@@ -143,12 +143,14 @@ class ExpressionModel:
         return out
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
-        """Write the model folder (engine files + expression metadata), atomically."""
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,
+             force: bool = False) -> None:
+        """Write the model folder (engine files + expression metadata), atomically; a folder
+        biovae did not write is replaced only with `force`."""
         self.vae.metadata = {"kind": KIND, "genes": self.genes, "label_key": self.label_key,
                              "labels": self.labels, "preprocess": self.pre.to_json()}
         self.vae.state.update(self.pre.arrays())
-        self.vae.save(folder, summary=summary, extras=extras)
+        self.vae.save(folder, summary=summary, extras=extras, force=force)
 
     @classmethod
     def load(cls, folder) -> "ExpressionModel":
