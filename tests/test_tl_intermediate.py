@@ -65,6 +65,9 @@ def test_settings_fit_a_model_without_the_held_out_cells(course):
     cells = intermediate_cells({**FAST, "epochs": 10}, course, "time", "day 1", n=12, seed=1)
     assert cells.n_obs == 12 and set(cells.obs["time"]) == {"day 1"}
     assert not set(cells.obs["before_cell"]) & set(course.obs_names[course.obs["time"] == "day 1"])
+    assert cells.uns["biovae_intermediate"]["likelihood"] == "normal"
+    default = intermediate_cells({"epochs": 3, "progress": False}, course, "time", "day 1", n=5, seed=1)
+    assert default.uns["biovae_intermediate"]["likelihood"] == "hurdle_cell" and np.all(default.X >= 0)
 
 
 def test_transport_pairs_match_nearby_cells():
