@@ -28,12 +28,17 @@ def register(sub) -> None:
     p.add_argument("data", help="h5ad, CSV/TSV (cells x genes) or 10x mtx folder")
     p.add_argument("-o", "--out", required=True, help="model folder (written atomically)")
     p.add_argument("--labels", help="obs column (h5ad) with one label per cell: makes a conditional VAE")
+    p.add_argument("--batch-key", help="obs column naming each cell's batch: a batch covariate (batch-corrected "
+                   "latent, generation per batch)")
     _data_options(p)
     p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
                    "file with one gene name per line; default all genes")
     p.add_argument("--likelihood", default="hurdle_cell",
                    help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default="auto", help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
+    p.add_argument("--input-kind", default="auto", choices=["auto", "counts", "full_length", "log_normalised"],
+                   help="what the values are (auto: detected); sets the auto transform and the generated cells' "
+                   "support (whole counts for counts); scaled data with negatives are refused")
     p.add_argument("--latent-dim", type=int, default=10)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     p.add_argument("--beta", type=float, default=1.0)
@@ -62,9 +67,25 @@ def register(sub) -> None:
     g.add_argument("--method", default="mixture", choices=["mixture", "prior", "posterior"],
                    help="where latent points come from: a Gaussian mixture of the label's training latents, "
                    "N(0, I), or around encoded training cells")
+    g.add_argument("--batch", help="generate cells of this batch (a model fitted with --batch-key; default: "
+                   "batches drawn uniformly)")
     g.add_argument("-o", "--out", required=True, help="output .h5ad or .csv")
     add_runtime_options(g, device=False)
     g.set_defaults(handler=_generate)
+
+    c = sub.add_parser("encode", help="latent coordinates of cells under a fitted model", formatter_class=_FMT,
+                       description="Write DATA with the model's latent means in obsm['X_biovae'] (and with "
+                       "--normalized a denoised, normalised expression layer 'biovae_normalized'); everything "
+                       "else in DATA is kept.")
+    c.add_argument("model", help="model folder written by `biovae fit`")
+    c.add_argument("data", help="h5ad, loom, 10x .h5, CSV/TSV or 10x mtx folder with the model's genes")
+    c.add_argument("--labels", help="obs column of the labels (a conditional model; default: the fit's column)")
+    _data_options(c)
+    c.add_argument("--normalized", action="store_true",
+                   help="also write layers['biovae_normalized'] (the model's genes only in the output)")
+    c.add_argument("-o", "--out", required=True, help="output .h5ad")
+    add_runtime_options(c, device=False)
+    c.set_defaults(handler=_encode)
 
     m = sub.add_parser("plot-model", help="draw a model's architecture", formatter_class=_FMT)
     m.add_argument("model")
@@ -107,6 +128,7 @@ def _fit(args) -> None:
 
             adata = select_genes(adata, args.genes)
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
+                       input_kind=args.input_kind, batch_key=args.batch_key,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
                        condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
@@ -115,10 +137,12 @@ def _fit(args) -> None:
                        backed=args.backed, **distributed_options(args))
         h = model.vae.history
         summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
-                   "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
+                   "input_kind": model.pre.kind, "likelihood": model.pre.likelihood,
+                   "transform": model.pre.transform, "epochs_trained": len(h),
                    "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
         summary["notes"] = training_notes(h, args.beta)
-        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
+        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {model.pre.kind} ({model.pre.likelihood}, "
+                f"{model.pre.transform}), {len(h)} epochs, "
                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
         lead += "".join(f"; WARNING: {note}" for note in summary["notes"])
         page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
@@ -167,7 +191,8 @@ def _generate(args) -> None:
 
     check_output_file(args.out, [args.model], args.force)
     model = load(args.model)
-    new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed)
+    new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed,
+                         batch=args.batch)
     write_expression(new, args.out)
     counts = new.obs["label"].value_counts().to_dict()
     summary = {"model": args.model, "cells": new.n_obs, "per_label": counts, "method": args.method,
@@ -177,6 +202,31 @@ def _generate(args) -> None:
     write_report(report_path(args.out), "biovae generate", lead=lead, summary=summary,
                  parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
     summary_line("generate", lead)
+
+
+def _encode(args) -> None:
+    from biovae.expr import load
+    from biovae.io.expression import read_expression, write_expression
+
+    if not str(args.out).lower().endswith(".h5ad"):
+        raise BiovaeError(f"encode writes an .h5ad, not {args.out}", "name the output OUT.h5ad")
+    check_output_file(args.out, [args.model, args.data], args.force)
+    model = load(args.model)
+    adata = read_expression(args.data, genes_in_rows=args.genes_in_rows)  # X stays X in the output
+    model.encode(adata, labels=args.labels, layer=args.layer)
+    if args.normalized:
+        from biovae.io.expression import align_genes
+
+        adata = align_genes(adata, model.genes, "the data to encode")
+        model.denoised(adata, labels=args.labels, layer=args.layer)
+    write_expression(adata, args.out)
+    summary = {"model": args.model, "data": args.data, "cells": adata.n_obs, "latent_dim": model.vae.latent_dim,
+               "normalized_layer": bool(args.normalized), "seed": args.seed, "output": args.out}
+    write_file_summary(args.out, summary)
+    lead = f"{adata.n_obs} cells encoded ({model.vae.latent_dim} dimensions in obsm['X_biovae']) to {args.out}"
+    write_report(report_path(args.out), "biovae encode", lead=lead, summary=summary,
+                 parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
+    summary_line("encode", lead)
 
 
 def _plot_model(args) -> None:

@@ -93,6 +93,8 @@ def fit_without(model_or_settings, train: ad.AnnData, time_key: str, hold_out: s
         return fit_models(train.copy(), {**CELL_SETTINGS, **(model_or_settings or {})}, 1, seed)[0]
     _, expr = model_parts(model_or_settings)
     require(expr is not None, "intermediate cells need an expression model (biovae.expr.fit / `biovae fit`)")
+    require(not getattr(expr, "batches", None), "intermediate cells need a model fitted without a batch covariate",
+            "fit the model without batch_key / --batch-key")
     require(not (expr.conditional and hold_out in (expr.labels or [])),
             f"the model was fitted with cells of the held-out time point {hold_out!r}",
             "fit it without them, or pass settings and let biovae fit one")
