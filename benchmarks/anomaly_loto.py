@@ -13,6 +13,10 @@ and sklearn's IsolationForest (200 trees). With --genes highly_variable (default
 pca_knn (mean distance to the 10 nearest training cells in 50 principal components of the same
 input) is an extra reference, not one of the issue's baselines: a plain kNN detector without VAE.
 
+Genes: pbmc68k_reduced's precomputed highly-variable flags, which were computed on every cell,
+the held-out type's included. benchmarks/anomaly_groups.py selects genes on training cells only
+and covers three more data sets; prefer its figures.
+
 Settings were chosen on split seeds 0 and 1 (see biovae.tl.anomaly_model); seeds 2, 3, 4 were
 run once afterwards to confirm. The previous defaults were `--genes all --latent-dim 10
 --dropout 0.1 --models 1`.

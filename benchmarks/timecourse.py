@@ -4,7 +4,7 @@ Hold out a time point, fit VAEs on the others (one per seed), decode the latent 
 the neighbours' centroids at the right fraction, and compare with two baselines computed in the
 same run: linear interpolation of the neighbours' mean profiles, and the nearer neighbour (both
 neighbours are listed; at a tie both are "nearer"). Space: log1p(FPKM) over the 200 genes of
-highest variance across the training cells. Settings: biovae.tl.timecourse.DEFAULT_SETTINGS,
+highest variance across the training cells. Settings: biovae.tl.times.DEFAULT_SETTINGS,
 fixed before looking at the E16.5 result. A check that never touches E16.5: remove the E16.5
 cells and hold out E18.5 (between E14.5 and P107 = 126.5 days post coitum, f = 0.036).
 

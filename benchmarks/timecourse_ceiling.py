@@ -20,7 +20,7 @@ the training cells):
 4. Why: per-gene detection (fraction of cells with FPKM > 0) at each time point.
 5. A bootstrap over cells of the oracle's margin over the nearer neighbour.
 
-Settings are biovae.tl.timecourse.DEFAULT_SETTINGS (fixed before E16.5 was looked at). The check
+Settings are biovae.tl.times.DEFAULT_SETTINGS (fixed before E16.5 was looked at). The check
 case (E16.5 cells removed, E18.5 held out between E14.5 and P107) never touches E16.5.
 
     nice .venv/bin/python benchmarks/timecourse_ceiling.py [--seeds 0 1 2 3 4] [--threads 1]
@@ -43,7 +43,7 @@ from biovae.evaluate.generation import pearson
 from biovae.io.atomic import write_json
 from biovae.tl import interpolate, predict_intermediate
 from biovae.tl.interpolate import expression_input
-from biovae.tl.timecourse import DEFAULT_SETTINGS, to_log
+from biovae.tl.times import DEFAULT_SETTINGS, to_log
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "expression" / "lung_development.h5ad"

@@ -111,3 +111,68 @@ def test_fit_on_flagged_genes_then_score_all_genes(pbmc, files, tmp_path, capsys
     assert code == 0 and pd.read_csv(tmp_path / "s.tsv", sep="\t", index_col=0).shape == (700, len(SCORES))
     code, _, err = _run(capsys, "fit", data, "--layer", "raw", "--genes", "no_such_flag", "-o", tmp_path / "bad")
     assert code == 2 and "no var column 'no_such_flag'" in err and not (tmp_path / "bad").exists()
+
+
+@pytest.fixture(scope="module")
+def course_files(tmp_path_factory):
+    from test_tl_intermediate import FAST, time_course
+
+    root = tmp_path_factory.mktemp("course")
+    course = time_course()
+    course.write_h5ad(root / "course.h5ad")
+    ex.fit(course[course.obs["time"] != "day 2"].copy(), seed=0, **{**FAST, "epochs": 5}).save(root / "model")
+    return root
+
+
+def test_interpolate_cells_writes_generated_cells_of_the_held_out_point(course_files, tmp_path, capsys):
+    out = tmp_path / "day2.h5ad"
+    code, text, _ = _run(capsys, "interpolate", course_files / "model", "--cells", "--data",
+                         course_files / "course.h5ad", "--labels", "time", "--hold-out", "day 2", "--n", 25,
+                         "--seed", 3, "--method", "sample", "-o", out)
+    assert code == 0 and text.strip().splitlines()[-1].startswith("biovae interpolate: 25 cells of day 2")
+    cells = ad.read_h5ad(out)
+    assert cells.shape == (25, 30) and set(cells.obs["time"]) == {"day 2"}
+    summary = json.loads((tmp_path / "day2.h5ad.summary.json").read_text())
+    assert summary["before"] == "day 1" and summary["after"] == "day 3" and summary["cells"] == 25
+    assert summary["method"] == "sample"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--hold-out", "day 0"], "no neighbour on both sides"),
+    (["--hold-out", "day 2", "--n", "0"], "n must be"),
+    (["--hold-out", "day 2", "--n", "-1"], "n must be"),
+    ([], "--cells needs"),
+])
+def test_interpolate_cells_bad_input_is_one_line_and_exit_2(course_files, tmp_path, capsys, extra, message):
+    out = tmp_path / "cells.h5ad"
+    code, _, err = _run(capsys, "interpolate", course_files / "model", "--cells", "--data",
+                        course_files / "course.h5ad", "--labels", "time", *extra, "-o", out)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_interpolate_cells_refuses_a_model_of_other_genes(course_files, files, tmp_path, capsys):
+    out = tmp_path / "cells.h5ad"
+    code, _, err = _run(capsys, "interpolate", files / "model", "--cells", "--data", course_files / "course.h5ad",
+                        "--labels", "time", "--hold-out", "day 2", "-o", out)
+    assert code == 2 and "different genes" in err and not out.exists()
+
+
+def test_anomaly_with_calibration_cells_adds_p_values(files, tmp_path, capsys):
+    from biovae.tl.anomaly_calibration import DEFAULT_SCORE
+    from biovae.cli.explore import RANK_BY
+
+    assert RANK_BY == DEFAULT_SCORE
+    cells = ad.read_h5ad(files / "cells.h5ad")
+    cells[:100].write_h5ad(tmp_path / "cal.h5ad")
+    out = tmp_path / "called.tsv"
+    code, _, _ = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "--calibration", tmp_path / "cal.h5ad",
+                      "-o", out)
+    table = pd.read_csv(out, sep="\t", index_col=0)
+    assert code == 0 and {"p_value", "novel"} <= set(table.columns)
+    assert table["p_value"].between(0, 1).all() and (table["novel"] == (table["p_value"] < 0.05)).all()
+    assert table.loc[cells.obs_names[:100], "p_value"].min() < 2 / 101  # smoothed: each counts itself, in part
+    summary = json.loads((tmp_path / "called.tsv.summary.json").read_text())
+    assert summary["calibration_cells"] == 100 and summary["novel_cells"] == int(table["novel"].sum())
+    code, _, err = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "--calibration",
+                        tmp_path / "cal.h5ad", "--alpha", 2, "-o", tmp_path / "bad.tsv")
+    assert code == 2 and "--alpha" in err and not (tmp_path / "bad.tsv").exists()

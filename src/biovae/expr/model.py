@@ -46,6 +46,17 @@ class ExpressionModel:
         check_values(x, self.pre.likelihood, source, genes=np.asarray(self.genes), cells=cells)
         return x
 
+    def model_input(self, data, layer=None, source: str = "the data") -> np.ndarray:
+        """The cells of `data` (AnnData / DataFrame / matrix over the model's genes, any gene
+        order, on the input scale) on the model's scale: (n, genes) float32 in model gene order.
+        Missing genes or values the likelihood cannot take raise a BiovaeError naming `source`."""
+        return self.pre.transform_data(self._matrix(data, layer, source))
+
+    def chunked_input(self, source, source_name: str = "the data") -> ChunkedRows:
+        """The cells of a BackedExpression as model-scale input read in row chunks (for
+        biovae.tl and other callers; see _chunked)."""
+        return self._chunked(source, source_name)
+
     def _conditions(self, labels, batches=None) -> dict | None:
         out = {"label": labels} if self.conditional else {}
         if self.batches:

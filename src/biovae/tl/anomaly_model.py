@@ -20,6 +20,10 @@ split seeds 0 / 1 used to choose, 2-4 only to confirm) measured, mean AUROC of l
     "nb" on the recovered counts 0.70 (latent 10) and 0.76 (latent 32) on split 0.
 With all of these, splits 0-4: 0.860 / 0.856 / 0.849 / 0.852 / 0.852 (PCA error on the same
 genes 0.794 on average, IsolationForest 0.748; a kNN on 50 principal components, no VAE, 0.847).
+Leave-one-group-out over four data sets with genes chosen on training cells only
+(benchmarks/anomaly_groups.py, docs/exploration.md): latent_knn stays the best VAE score on
+pbmc (0.850, one VAE) but falls below PCA error and a kNN on 50 PCs for held-out time points of
+one lineage (guo 0.74, hsmm 0.66). Calibrated calls: biovae.tl.fit_detector.
 Measured and not adopted (no better, or within split-to-split noise): beta 0.5, layer norm,
 batch size 64, hidden (512, 256), latent 64, training without a validation split (the best
 validation epoch is restored, so a larger patience gives the same model); as scores: an

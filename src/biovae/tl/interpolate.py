@@ -60,7 +60,7 @@ def model_kind(model) -> str:
 def expression_input(expr, data, layer=None, labels=None, source="the data"):
     """Model-scale matrix (n, genes) float32 of `data` and its condition dict (None when the model
     is unconditional; labels: obs column or array, default the model's label column)."""
-    x = expr.pre.transform_data(expr._matrix(data, layer, source))
+    x = expr.model_input(data, layer, source)
     if not expr.conditional:
         return x, None
     key = labels if labels is not None else expr.label_key

@@ -6,7 +6,9 @@
 The held-out cells are removed before anything is fitted. The VAE is fitted on the other time
 points; the latent centroids of the two neighbouring time points are interpolated at the held-out
 time's fraction between them, f = (t - t_before) / (t_after - t_before), and that point is
-decoded. Two baselines are computed in the same run: the linear interpolation of the neighbours'
+decoded ("vae"). "cells" is the mean of the cells biovae.tl.intermediate_cells generates (pairs
+of neighbour cells matched by optimal transport, mixed at f, decoded by sampling). Two baselines
+are computed in the same run: the linear interpolation of the neighbours'
 mean profiles at f, and each neighbour's own mean profile ("nearest": the nearer one; at f = 0.5
 both are equally near and both are reported).
 
@@ -16,63 +18,27 @@ the `n_genes` genes with the highest variance across the training (not held-out)
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from biovae.errors import BiovaeError, require
+from biovae.errors import require
 from biovae.evaluate.generation import pearson
 from biovae.io.expression import as_matrix, get_labels
+from biovae.tl.intermediate import cells_between
 from biovae.tl.interpolate import interpolate, model_parts
+from biovae.tl.times import fit_models, log_mode, neighbours, time_value, to_log
 
-BIRTH_DPC = 19.5  # mouse: postnatal day 0 is taken as embryonic day 19.5
-DEFAULT_SETTINGS = dict(likelihood="normal", hidden=(128, 64), latent_dim=10, beta=1.0, dropout=0.1,
-                        batch_size=32, epochs=400, patience=40, validation_split=0.1, progress=False)
-_EMBRYONIC = re.compile(r"^(?:e|embryonic\s+day|embryonic|dpc)\s*(\d+(?:\.\d+)?)$")
-_POSTNATAL = re.compile(r"^(?:p|pnd|post\s*-?\s*natal\s+day|postnatal)\s*(\d+(?:\.\d+)?)$")
-_NUMBER = re.compile(r"^(?:day\s*)?(-?\d+(?:\.\d+)?)$")
-
-
-def time_value(label, times: dict | None = None, birth: float = BIRTH_DPC) -> float:
-    """Numeric time of a time-point label, in days (post coitum for developmental stages).
-
-    "E14.5" / "Embryonic day 14.5" -> 14.5; "P107" / "post natal day 107" -> birth + 107;
-    "3", "day 3" -> 3. `times` maps labels to values and takes precedence. Labels without a
-    number ("adult") raise a BiovaeError asking for a `times` entry.
-    """
-    if times and str(label) in times:
-        return float(times[str(label)])
-    text = re.sub(r"\s+", " ", str(label).strip().lower())
-    for pattern, offset in ((_EMBRYONIC, 0.0), (_POSTNATAL, birth), (_NUMBER, 0.0)):
-        m = pattern.match(text)
-        if m:
-            return offset + float(m.group(1))
-    raise BiovaeError(f"time point {label!r} has no numeric value",
-                      f"give times={{'{label}': <days>}} (e.g. an adult mouse at P56 is {birth + 56:g} days "
-                      "post coitum), or use a column with values like 'E14.5' or 'post natal day 107'")
-
-
-def neighbours(values: dict[str, float], hold_out: str) -> tuple[str, str, float]:
-    """(label before, label after, fraction f of the way from before to after) for hold_out."""
-    t = values[hold_out]
-    before = [k for k, v in values.items() if v < t]
-    after = [k for k, v in values.items() if v > t]
-    require(bool(before) and bool(after), f"time point {hold_out!r} ({t:g}) is the "
-            f"{'earliest' if not before else 'latest'} one, so it has no neighbour on both sides",
-            "hold out a time point between two others")
-    b = max(before, key=values.get)
-    a = min(after, key=values.get)
-    return b, a, (t - values[b]) / (values[a] - values[b])
+PREDICTIONS = ("vae", "cells", "linear", "before", "after")
 
 
 @dataclass
 class Intermediate:
     """Result of predict_intermediate.
 
-    profiles: AnnData (rows: 'observed', 'vae', 'linear', 'before', 'after'; columns: the
+    profiles: AnnData (rows: 'observed', 'vae', 'cells', 'linear', 'before', 'after'; columns: the
       evaluated genes), mean profiles in the evaluation space. metrics: DataFrame indexed like
       the predictions with pearson_r, rmse, and 'nearer' (True for the nearer neighbour(s)).
     """
@@ -105,31 +71,12 @@ class Intermediate:
                 "vae_beats": self.beats_baselines()}
 
 
-def log_mode(x, transform: str = "auto") -> str:
-    """The log transform for data x, by the rule of biovae.expr.preprocess (transform="auto"):
-    integer counts -> 'normalize_log1p', values above 30 -> 'log1p', else 'none' (already log)."""
-    if transform != "auto":
-        return transform
-    if np.all(np.abs(x - np.round(x)) < 1e-6):
-        return "normalize_log1p"
-    return "log1p" if x.max() > 30 else "none"
-
-
-def to_log(x, mode: str, normalised: bool = False) -> np.ndarray:
-    """x (n, genes) into the evaluation space: counts per 1e4 (unless already `normalised`),
-    then log1p, as `mode` says."""
-    x = np.asarray(x, dtype=np.float64)
-    if mode == "normalize_log1p" and not normalised:
-        x = x / np.maximum(x.sum(1, keepdims=True), 1.0) * 1e4
-    return np.log1p(x) if mode in ("normalize_log1p", "log1p") else x
-
-
 def predict_intermediate(model_or_settings, data: ad.AnnData, time_key: str, hold_out, *,
                          times: dict | None = None, layer: str | None = None, n_genes: int = 200,
                          n_models: int = 1, seed: int = 0) -> Intermediate:
     """Predict the mean profile of the held-out time point and score it against the real one.
 
-    model_or_settings: None or a dict of biovae.expr.fit options (merged over DEFAULT_SETTINGS)
+    model_or_settings: None or a dict of biovae.expr.fit options (merged over biovae.tl.times.DEFAULT_SETTINGS)
       to fit new models on the other time points; or a fitted ExpressionModel that never saw
       the held-out cells (it is then used as is, on its own genes).
     data: AnnData cells x genes, non-negative (e.g. FPKM or counts), with obs[time_key].
@@ -170,35 +117,27 @@ def predict_intermediate(model_or_settings, data: ad.AnnData, time_key: str, hol
     work = ad.AnnData(X=dense[train][:, keep],
                       obs=pd.DataFrame({time_key: labels[train]}, index=np.asarray(data.obs_names)[train].astype(str)),
                       var=pd.DataFrame(index=[str(g) for g in genes[keep]]))
-    models = [model_or_settings] if fitted else _fit_models(work, model_or_settings, n_models, seed)
+    models = [model_or_settings] if fitted else fit_models(work, model_or_settings, n_models, seed)
     # decoded values come back on the input scale, per 1e4 counts for library-normalised models
     decoded = [to_log(interpolate(m, before, after, data=work, label_key=time_key, positions=[f]).X, mode,
                       normalised=True)[0] for m in models]
     vae_profile = np.mean(decoded, axis=0)
+    n_cells = int(np.sum(labels == hold_out))
+    generated = [to_log(cells_between(m, work, time_key, before, after, f, hold_out, n_cells, seed + i).X, mode)
+                 for i, m in enumerate(models)]
+    cells_profile = np.mean([g.mean(0) for g in generated], axis=0)
 
-    rows = {"observed": observed, "vae": vae_profile, "linear": (1 - f) * mean_before + f * mean_after,
-            "before": mean_before, "after": mean_after}
+    rows = {"observed": observed, "vae": vae_profile, "cells": cells_profile,
+            "linear": (1 - f) * mean_before + f * mean_after, "before": mean_before, "after": mean_after}
     profiles = ad.AnnData(X=np.vstack(list(rows.values())).astype(np.float32), obs=pd.DataFrame(index=list(rows)),
                           var=pd.DataFrame(index=[str(g) for g in genes[keep]]))
     nearer = {"before": f <= 0.5, "after": f >= 0.5}
     metrics = pd.DataFrame(
-        {"pearson_r": [pearson(rows[k], observed) for k in ("vae", "linear", "before", "after")],
-         "rmse": [float(np.sqrt(np.mean((rows[k] - observed) ** 2))) for k in ("vae", "linear", "before", "after")],
-         "nearer": [None, None, nearer["before"], nearer["after"]]},
-        index=pd.Index(["vae", "linear", "before", "after"], name="prediction"))
+        {"pearson_r": [pearson(rows[k], observed) for k in PREDICTIONS],
+         "rmse": [float(np.sqrt(np.mean((rows[k] - observed) ** 2))) for k in PREDICTIONS],
+         "nearer": [None, None, None, nearer["before"], nearer["after"]]},
+        index=pd.Index(list(PREDICTIONS), name="prediction"))
     scale = {"normalize_log1p": "log1p(counts per 1e4)", "log1p": "log1p(input values)"}.get(mode, "input values")
     space = (f"{scale} over {len(keep)} genes"
              + ("" if fitted else " (highest variance over the training time points)"))
     return Intermediate(hold_out, before, after, float(f), values, space, profiles, metrics, models)
-
-
-def _fit_models(work: ad.AnnData, settings: dict | None, n_models: int, seed: int) -> list:
-    import biovae.expr as ex
-
-    require(n_models >= 1, f"n_models must be >= 1, got {n_models}")
-    options = {**DEFAULT_SETTINGS, **(settings or {})}
-    options.pop("seed", None)
-    require(options["likelihood"] in ("normal", "gaussian", "hurdle"),
-            f"time-course prediction decodes log-scale profiles; likelihood {options['likelihood']!r} is not supported",
-            "use 'normal', 'gaussian' or 'hurdle'")
-    return [ex.fit(work, **options, seed=seed + i) for i in range(n_models)]

@@ -1,0 +1,144 @@
+"""Public data sets for the exploration benchmarks (intermediate cells, anomaly scores).
+
+Each loader returns AnnData (cells x genes) on the data's own scale with a group column, cached
+as .h5ad under benchmarks/data/ (git-ignored). Nothing is selected by label here: the only gene
+filter is "detected in at least 10 % of all cells", which never looks at a group.
+
+  lung      shared/data/expression/lung_development.h5ad: 185 mouse lung epithelial cells, FPKM,
+            obs 'age' (E14.5, E16.5, E18.5, P107). Time course, development set.
+  hsmm      Debian r-bioc-hsmmsinglecell (Trapnell et al. 2014): 271 human skeletal muscle
+            myoblasts, FPKM, obs 'hours' (0, 24, 48, 72 h of differentiation). Confirmation.
+  guo       Debian r-bioc-destiny, data 'guo' (Guo et al. 2010): 428 mouse embryo cells, qPCR of
+            48 genes (values as shipped minus the matrix minimum, one constant, so that they are
+            non-negative), obs 'divisions'
+            (log2 of the cell number of the embryo: 1 .. 6, 2- to 64-cell). Confirmation.
+  pbmc      scanpy's bundled pbmc68k_reduced: 700 PBMCs, .raw (log-normalised, 765 genes),
+            obs 'bulk_labels' (10 types). Anomaly development set.
+
+The Debian packages are fetched with `apt-get download` (no install) and unpacked with dpkg -x;
+the R data files are read with the `rdata` package (bench extra).
+
+    python benchmarks/explore_data.py          # builds every cache and prints a summary
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "data"
+LUNG = ROOT.parent / "shared" / "data" / "expression" / "lung_development.h5ad"
+R_LIB = "usr/lib/R/site-library"
+
+# name -> (group column, role in the time-course benchmark, role in the anomaly benchmark)
+DATASETS = {"lung": ("age", "development", "confirmation"),
+            "hsmm": ("hours", "confirmation", "confirmation"),
+            "guo": ("divisions", "confirmation", "confirmation"),
+            "pbmc": ("bulk_labels", None, "development")}
+# time-course hold-outs (a point with neighbours on both sides) and their numeric times
+HOLD_OUT = {"lung": "Embryonic day 16.5", "hsmm": "48", "guo": "4"}
+
+
+def _debian_files(package: str, inner: str) -> Path:
+    """Unpack Debian `package` once under the cache; the path of `inner` in it."""
+    target = CACHE / "debian" / package
+    if not (target / inner).exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True)
+            deb = next(Path(tmp).glob(f"{package}_*.deb"))
+            subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
+    return target / inner
+
+
+def _read_rda(path: Path, name: str):
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rdata.read_rda(str(path))[name]
+
+
+def _detected(cells: ad.AnnData, share: float = 0.1, floor: float = 0.0) -> ad.AnnData:
+    x = np.asarray(cells.X)
+    return cells[:, (x > floor).mean(0) >= share].copy()
+
+
+def _build_hsmm() -> ad.AnnData:
+    base = _debian_files("r-bioc-hsmmsinglecell", f"{R_LIB}/HSMMSingleCell/data")
+    expr = _read_rda(base / "HSMM_expr_matrix.rda", "HSMM_expr_matrix")  # genes x cells FPKM
+    sheet = _read_rda(base / "HSMM_sample_sheet.rda", "HSMM_sample_sheet")
+    genes = _read_rda(base / "HSMM_gene_annotation.rda", "HSMM_gene_annotation")
+    x = np.asarray(expr, dtype=np.float32).T
+    gene_ids = [str(g) for g in expr.coords[expr.dims[0]].values]
+    cell_ids = [str(c) for c in expr.coords[expr.dims[1]].values]
+    names = genes.reindex(gene_ids)["gene_short_name"].astype(str).to_numpy()
+    obs = pd.DataFrame({"hours": sheet.loc[cell_ids, "Hours"].astype(int).astype(str).to_numpy()}, index=cell_ids)
+    cells = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=gene_ids))
+    cells.var["symbol"] = names
+    return _detected(cells, floor=1.0)
+
+
+def _build_guo() -> ad.AnnData:
+    base = _debian_files("r-bioc-destiny", f"{R_LIB}/destiny/data")
+    eset = _read_rda(base / "guo.rda", "guo")
+    arr = eset.assayData["exprs"]  # xarray genes x cells
+    pheno = eset.phenoData.data
+    x = np.asarray(arr, dtype=np.float32).T
+    x = x - x.min()  # one constant for the whole matrix: expression models take non-negative values
+    cols = [str(c) for c in arr.coords["dim_1"].values]
+    num = pheno.set_index(pheno.index.astype(str)).loc[cols, "num_cells"].astype(int).to_numpy()
+    obs = pd.DataFrame({"divisions": np.log2(num).round().astype(int).astype(str), "num_cells": num},
+                       index=[f"guo_{c}" for c in cols])
+    return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[str(g) for g in arr.coords["dim_0"].values]))
+
+
+def _build_pbmc() -> ad.AnnData:
+    import scanpy as sc
+
+    pbmc = sc.datasets.pbmc68k_reduced()
+    cells = pbmc.raw.to_adata()
+    cells.obs = pbmc.obs[["bulk_labels"]].astype(str).copy()
+    cells.var = pd.DataFrame(index=cells.var_names)  # drop the precomputed flags (they saw every type)
+    return cells
+
+
+def _build_lung() -> ad.AnnData:
+    cells = ad.read_h5ad(LUNG)
+    cells.obs = cells.obs[["age"]].astype(str).copy()
+    return cells
+
+
+BUILDERS = {"lung": _build_lung, "hsmm": _build_hsmm, "guo": _build_guo, "pbmc": _build_pbmc}
+
+
+def load(name: str) -> ad.AnnData:
+    """The data set `name` (see DATASETS), from the cache when present."""
+    path = CACHE / f"{name}.h5ad"
+    if name != "lung" and path.exists():
+        return ad.read_h5ad(path)
+    cells = BUILDERS[name]()
+    if name != "lung":
+        CACHE.mkdir(parents=True, exist_ok=True)
+        cells.write_h5ad(path)
+    return cells
+
+
+def main() -> None:
+    for name, (key, tc, an) in DATASETS.items():
+        cells = load(name)
+        counts = cells.obs[key].value_counts().sort_index()
+        print(f"{name}: {cells.n_obs} cells x {cells.n_vars} genes; {key}: "
+              + ", ".join(f"{k} ({v})" for k, v in counts.items())
+              + f"; time course: {tc or '-'}; anomaly: {an}")
+
+
+if __name__ == "__main__":
+    main()
