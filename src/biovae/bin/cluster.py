@@ -69,6 +69,8 @@ def cluster_latent(
     radius_factor: float = RADIUS_FACTOR,
     assign_noise: bool = True,
     selection: str = "leaf",
+    refine: bool = True,
+    valley: float | None = None,
     backend: str = "auto",
     threads: int | None = None,
     seed: int = 0,
@@ -93,6 +95,9 @@ def cluster_latent(
         are dense blobs that touch; "eom" (excess of mass) tends to merge touching genomes
         into one bin (demo reads: 2 bins for 4 genomes, ARI 0.32), "leaf" keeps them apart
         (4 bins, ARI 0.998 on the clustered points).
+    refine: split clusters that hold two modes and merge neighbours that hold one (bin/refine.py);
+        when HDBSCAN finds nothing, a BIC-chosen Gaussian mixture stands in for it either way.
+    valley: the two-modes threshold of bin/refine.py (None: its VALLEY).
     backend: "auto" (fast_hdbscan when installed and d <= 30, else scikit-learn),
         "sklearn" or "fast_hdbscan".
     threads: worker threads for the HDBSCAN fit and the neighbour search (None: library default).
@@ -111,6 +116,8 @@ def cluster_latent(
     require(radius_factor > 0, f"radius_factor must be positive, got {radius_factor}")
     require(selection in ("leaf", "eom"), f"unknown cluster selection {selection!r}", "use leaf or eom")
     rng = np.random.default_rng(seed)
+    if valley is None:
+        from biovae.bin.refine import VALLEY as valley
 
     n_fit = min(n, int(fit_sample))
     fit_idx = np.sort(rng.choice(n, n_fit, replace=False)) if n_fit < n else np.arange(n)
@@ -136,8 +143,18 @@ def cluster_latent(
     stats["fit_seconds"] = round(time.perf_counter() - t0, 3)
     stats["hdbscan_noise"] = int(np.sum(fit_labels < 0))
     if fit_labels.max() < 0:
-        stats["note"] = "HDBSCAN found no cluster: everything left unbinned"
-        return labels, stats
+        from biovae.bin.refine import gmm_fallback
+
+        fit_labels, k = gmm_fallback(x[fit_idx], seed=seed)
+        stats["fallback"] = f"HDBSCAN found no cluster: Gaussian mixture, {k} components by BIC"
+    if refine:
+        from biovae.bin.refine import merge_clusters, split_clusters
+
+        t1 = time.perf_counter()
+        fit_labels, stats["splits"] = split_clusters(x[fit_idx], fit_labels, mcs, valley=valley, seed=seed)
+        fit_labels, stats["merges"] = merge_clusters(x[fit_idx], fit_labels, valley=valley, seed=seed)
+        fit_labels = _by_size(_dense(fit_labels))
+        stats["refine_seconds"] = round(time.perf_counter() - t1, 3)
     labels[fit_idx] = fit_labels
 
     t0 = time.perf_counter()
@@ -246,6 +263,14 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
     order = order[sizes[order] > 0]
     new = np.full(len(sizes), -1, dtype=np.int64)
     new[order] = np.arange(len(order))
+    return np.where(labels >= 0, new[np.maximum(labels, 0)], -1)
+
+
+def _dense(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..K-1 in order of first value (gaps left by merges closed); -1 kept."""
+    found = np.unique(labels[labels >= 0])
+    new = np.full(int(labels.max()) + 1 if len(found) else 1, -1, dtype=np.int64)
+    new[found] = np.arange(len(found))
     return np.where(labels >= 0, new[np.maximum(labels, 0)], -1)
 
 

@@ -185,7 +185,26 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
     }
     if evaluation is not None:
         out["evaluation"] = {k: v for k, v in evaluation.items() if k not in ("per_bin", "per_genome")}
+    out["warning"] = low_binning_warning(out)
     return out
+
+
+def low_binning_warning(summary: dict) -> str | None:
+    """A sentence for a run that binned fewer than half of its sequences: how many, the likely
+    cause and the option to try; None when at least half are binned."""
+    n, binned, short = summary["sequences"], summary["binned"], summary["too_short_or_empty"]
+    if n == 0 or 2 * binned >= n:
+        return None
+    s = summary["settings"]
+    head = f"only {binned:,} of {n:,} sequences binned"
+    if 2 * short >= n:
+        return (f"{head}: {short:,} are shorter than --min-length {s['min_length']} or have no ACGT k-mer; "
+                f"try --min-length {max(100, s['min_length'] // 4)} if they are real reads")
+    if summary["bins"] == 0:
+        return (f"{head}: no cluster found in the latent space (one genome at low coverage, or sequences "
+                f"without genome signal such as long N runs); try --min-cluster-size 10")
+    return (f"{head}: most lie between or away from the {summary['bins']} bins; "
+            f"try --assign-radius {2 * s['assign_radius']:g}")
 
 
 def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s) -> None:
@@ -224,6 +243,8 @@ def headline(summary: dict) -> str:
             f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
     if summary.get("evaluation"):
         text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
+    if summary.get("warning"):
+        text += f"; WARNING: {summary['warning']}"
     return text
 
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Binning on the development, confirmation and real-read sets, and re-clustering of a saved latent.
+
+    # one end-to-end run per set (wall time, peak RSS of the child, AMBER figures):
+    python benchmarks/binning_sets.py run dev confirm real
+    # cluster the latent.npz of those runs again with other clustering settings (no training):
+    python benchmarks/binning_sets.py recluster dev --valley 0.3 0.5 0.7
+
+Sets (git-ignored under benchmarks/data/):
+  dev      benchmarks/simulate.py --mode simlord -n 30000 --seed 1 -o benchmarks/data/sim30k
+           (the seven shared genomes; clustering settings are chosen here only)
+  confirm  benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
+  real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
+
+Figures: read (sequence) F1 and ARI by AMBER's definitions (biovae.evaluate.binning), bins, the
+genomes with >= 150 reads that have a bin of their own (the bin that holds most of the genome's
+reads is mapped to that genome), wall seconds and peak RSS. Results go to benchmarks/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+OUT = ROOT / "benchmarks" / "out"
+SETS = {"dev": DATA / "sim30k", "confirm": DATA / "confirm30k", "real": DATA / "real_mix"}
+
+
+def figures(evaluation: dict) -> dict:
+    ev = evaluation["by_sequence"]
+    per = evaluation.get("per_genome", [])
+    per_bin = {r["bin"]: r["genome"] for r in evaluation.get("per_bin", [])}
+    big = [g for g in per if g["sequences"] >= 150]
+    own = [g for g in big if g["best_bin"] is not None and per_bin.get(g["best_bin"]) == g["genome"]]
+    return {"f1": round(ev["f1_sample"] or 0, 4), "ari": round(ev["ari"] or 0, 4),
+            "precision": round(ev["precision_sample"] or 0, 4), "recall": round(ev["recall_sample"] or 0, 4),
+            "binned": round(ev["fraction_binned"], 4), "bins": len(per_bin),
+            "genomes_150_own_bin": f"{len(own)}/{len(big)}",
+            "missing": sorted(g["genome"] for g in big if g not in own)}
+
+
+def run_set(name: str, extra: list[str]) -> dict:
+    folder = SETS[name]
+    out = OUT / f"bin_{name}"
+    cmd = [sys.executable, "-m", "biovae", "bin", str(folder / "reads.fq.gz"), "-o", str(out),
+           "--truth", str(folder / "truth.tsv"), "--threads", "2", "--seed", "1", "--quiet", *extra]
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    s = json.loads((out / "summary.json").read_text())
+    from biovae.evaluate.binning import evaluate_files
+
+    ev = evaluate_files(out / "bins.tsv", folder / "truth.tsv", out_dir=OUT / f"eval_{name}")
+    row = {"set": name, "command": " ".join(cmd[1:]), "wall_s": round(wall, 1), "peak_rss_mib": s["peak_rss_mib"],
+           "stage_seconds": s["stage_seconds"], **figures(ev), "clustering": s["clustering"]}
+    return row
+
+
+def recluster(name: str, options: dict) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from biovae.bin.cluster import cluster_latent
+    from biovae.evaluate.binning import evaluate_tables
+    from biovae.io.bins import bin_names, read_truth
+
+    z = np.load(OUT / f"bin_{name}" / "latent.npz", allow_pickle=True)
+    t0 = time.perf_counter()
+    labels, stats = cluster_latent(z["mean"], threads=2, seed=1, **options)
+    secs = time.perf_counter() - t0
+    table = pd.DataFrame({"sequence_id": z["ids"], "bin": bin_names(labels)})
+    ev = evaluate_tables(table, read_truth(SETS[name] / "truth.tsv"))
+    return {"set": name, "options": options, "seconds": round(secs, 1), **figures(ev),
+            "splits": stats.get("splits"), "merges": stats.get("merges"), "fallback": stats.get("fallback")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["run", "recluster"])
+    p.add_argument("sets", nargs="+", choices=list(SETS))
+    p.add_argument("--valley", type=float, nargs="*", default=[None])
+    p.add_argument("--no-refine", action="store_true")
+    p.add_argument("--assign-radius", type=float, default=5.0)
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `biovae bin` options (run)")
+    args = p.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.sets:
+        if args.what == "run":
+            rows.append(run_set(name, args.extra))
+            print(json.dumps(rows[-1]), flush=True)
+            continue
+        for v in args.valley:
+            rows.append(recluster(name, {"valley": v, "refine": not args.no_refine,
+                                         "radius_factor": args.assign_radius}))
+            print(json.dumps(rows[-1]), flush=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    (OUT / f"binning_sets_{args.what}_{stamp}.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
