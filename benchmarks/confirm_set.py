@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import lzma
 import re
@@ -250,8 +249,10 @@ def ont_bam_reads() -> list[tuple[bytes, bytes]]:
 
 
 def build_real(args):
-    raw = package_file("deb", *PACBIO_REAL)
-    pac = list(_fastq_bytes(raw))
+    with tempfile.NamedTemporaryFile(suffix=".fastq") as fh:
+        fh.write(package_file("deb", *PACBIO_REAL))
+        fh.flush()
+        pac = list(iter_fastq(Path(fh.name)))
     ont = ont_bam_reads()
     names = ["escherichia_coli_K12_pacbio_rs2", "klebsiella_pneumoniae_ont_minion"]
     manifest = {"command": "python benchmarks/confirm_set.py " + " ".join(sys.argv[1:]), "seed": args.seed,
@@ -259,17 +260,6 @@ def build_real(args):
                             names[1]: "Debian python3-nanoget-examples nanotest/alignment.bam (SRR5665597)"}}
     write_set(args.out, [pac, ont], names, [["pacbio_rs2"] * len(pac), ["ont_minion"] * len(ont)], args.seed,
               manifest)
-
-
-def _fastq_bytes(raw: bytes):
-    lines = io.BytesIO(raw)
-    while True:
-        h = lines.readline()
-        if not h:
-            return
-        seq = lines.readline().rstrip(b"\n")
-        lines.readline()
-        yield seq, lines.readline().rstrip(b"\n")
 
 
 def main(argv=None) -> int:
