@@ -76,9 +76,12 @@ def check_output(out: Path) -> None:
 
 
 def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | None = None,
-        write_fasta: bool = False, resume: bool = False) -> dict:
+        write_fasta: bool = False, resume: bool = False, fasta_gzip: bool = False,
+        sample_id: str | None = None) -> dict:
     """Bin the sequences of a FASTA/FASTQ file (reads mode) or, with `abundance`, contigs.
 
+    write_fasta: also write OUT/bins/<bin>.fna (.fna.gz with fasta_gzip).
+    sample_id: the CAMI @SampleID of bins.binning (default: the input file's stem).
     Returns the summary dict that is also written to OUT/summary.json.
     """
     s = (settings or BinSettings()).validate()
@@ -89,11 +92,19 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
         check_input(ab_path, "abundance")
     check_output(out)
     with output_lock(out):  # a second run into the same OUT refuses instead of interleaving
-        return _run(path, out, ab_path, truth, s, write_fasta, resume)
+        fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
+        return _run(path, out, ab_path, truth, s, fasta, resume, sample_id or _stem(path))
 
 
-def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta: bool,
-         resume: bool) -> dict:
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".gz", ".fq", ".fastq", ".fa", ".fasta", ".fna"):
+        name = name[: -len(ext)] if name.endswith(ext) and len(name) > len(ext) else name
+    return name
+
+
+def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta,
+         resume: bool, sample_id: str) -> dict:
     work = out.with_name(out.name + ".partial")
     if not resume and work.exists():
         shutil.rmtree(work)
@@ -127,7 +138,7 @@ def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, wri
             evaluation = evaluate_tables(table, truth_table, source=str(path))
     summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
     with stage("write"):
-        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s)
+        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, sample_id)
     shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -207,13 +218,14 @@ def low_binning_warning(summary: dict) -> str | None:
             f"try --assign-radius {2 * s['assign_radius']:g}")
 
 
-def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s) -> None:
-    from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning
+def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, sample_id) -> None:
+    from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning, write_vamb_clusters
 
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         write_bins_tsv(tmp / "bins.tsv", list(f.ids), labels)
-        write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=path.stem, lengths=f.lengths)
+        write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=sample_id, lengths=f.lengths)
+        write_vamb_clusters(tmp / "clusters.tsv", list(f.ids), bin_names(labels))
         ids_valid = f.ids[f.valid]
         with open(tmp / "latent.npz", "wb") as fh:
             np.savez_compressed(fh, ids=ids_valid, mean=mean, logvar=logvar)
@@ -226,7 +238,8 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
             from biovae.io.fastx import read_fastx
 
             seqs = read_fastx(path)
-            write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels)
+            write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels,
+                            compress=write_fasta == "gzip")
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
         summary["stage_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # all but summary.json
         summary["peak_rss_mib"] = round(peak_rss_mib(), 1)
