@@ -90,7 +90,7 @@ def main() -> None:
     p.add_argument("sets", nargs="+", choices=list(SETS))
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
-    p.add_argument("--assign-radius", type=float, default=5.0)
+    p.add_argument("--assign-radius", type=float, default=None, help="None: from the sample (the default)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `biovae bin` options (run)")
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

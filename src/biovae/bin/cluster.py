@@ -6,16 +6,20 @@ The plan, for n points of dimension d:
    n <= fit_sample). HDBSCAN's cost grows faster than linearly, so the sample caps it; the
    density structure of a few tens of thousands of points is enough to find every genome
    holding more than a fraction of a percent of the reads.
-2. Reference set: the sample points HDBSCAN put in a cluster, thinned (per cluster, in
-   proportion to its size) to at most `max_reference` points.
+   When HDBSCAN finds nothing, a Gaussian mixture with a BIC-chosen number of components
+   stands in; then clusters holding two modes are split and neighbours forming one mode are
+   merged (bin/refine.py).
+2. Reference set: the sample points in a cluster, thinned (per cluster, in proportion to its
+   size) to at most `max_reference` points.
 3. Every other point (not in the sample, or called noise by HDBSCAN) looks up its `assign_k`
    nearest reference points. It takes the majority label among them (ties go to the nearest),
    provided it is *close*: its distance to the k-th nearest reference point is at most the
-   radius of that cluster. A cluster's radius is `radius_factor` times the `radius_quantile`
-   quantile of the same k-th-neighbour distance measured for the cluster's own reference
-   points (leaving each point out). Because both distances are taken against the same
-   reference set, the radius does not depend on n or on the sample size. Points that are not
-   close stay unbinned, label -1.
+   radius of that cluster. The radius comes from the data: the `radius_quantile` quantile of
+   the same k-th-neighbour distance over all sample points that vote for the cluster (noise
+   included, each reference point leaving itself out). The sample is a random draw of all
+   points, so that share of the points outside it is close too; the rest stay unbinned, -1.
+   (`radius_factor` restores the earlier fixed rule: that factor times the quantile over the
+   cluster's reference points.)
 
 Cluster labels are renumbered 0, 1, 2, ... by decreasing size (largest bin first).
 """
@@ -33,7 +37,6 @@ FIT_SAMPLE = 50_000
 MAX_REFERENCE = 10_000
 ASSIGN_K = 5
 RADIUS_QUANTILE = 0.99
-RADIUS_FACTOR = 5.0  # measured: demo and sim30k F1 peak between 5 and 8, ARI falls slowly above 3
 _CHUNK = 65_536
 
 
@@ -66,7 +69,7 @@ def cluster_latent(
     max_reference: int = MAX_REFERENCE,
     assign_k: int = ASSIGN_K,
     radius_quantile: float = RADIUS_QUANTILE,
-    radius_factor: float = RADIUS_FACTOR,
+    radius_factor: float | None = None,
     assign_noise: bool = True,
     selection: str = "leaf",
     refine: bool = True,
@@ -87,8 +90,12 @@ def cluster_latent(
         assigning the other points.
     assign_k: neighbours used for the vote and the closeness test.
     radius_quantile, radius_factor: a point is close to cluster c when its k-th reference
-        neighbour lies within radius_factor * (radius_quantile quantile of the same
-        distance among c's reference points).
+        neighbour lies within c's radius. With radius_factor None (default) the radius is taken
+        from the fitted sample itself: the radius_quantile quantile of that same distance over
+        every sample point whose vote goes to c, HDBSCAN's noise included (the sample is a
+        random draw of all points, so about radius_quantile of the points outside it fall
+        within it too). With a number, the radius is radius_factor times the quantile over c's
+        reference points only (the rule before; 5.0 was chosen on the demo and sim30k).
     assign_noise: also try to assign points of the sample that HDBSCAN called noise
         (points outside the sample are always tried).
     selection: HDBSCAN's cluster selection, "leaf" (default) or "eom". Genomes in a VAE latent
@@ -113,7 +120,7 @@ def cluster_latent(
     require(int(max_reference) >= 2, f"max_reference must be at least 2, got {max_reference}")
     require(int(assign_k) >= 1, f"assign_k must be at least 1, got {assign_k}")
     require(0.0 < radius_quantile <= 1.0, f"radius_quantile must lie in (0, 1], got {radius_quantile}")
-    require(radius_factor > 0, f"radius_factor must be positive, got {radius_factor}")
+    require(radius_factor is None or radius_factor > 0, f"radius_factor must be positive, got {radius_factor}")
     require(selection in ("leaf", "eom"), f"unknown cluster selection {selection!r}", "use leaf or eom")
     rng = np.random.default_rng(seed)
     if valley is None:
@@ -163,7 +170,11 @@ def cluster_latent(
     ref_labels = labels[ref]
     n_clusters = int(ref_labels.max()) + 1
     k = max(1, min(int(assign_k), len(ref) - 1))
-    radius = _cluster_radius(x[ref], ref_labels, n_clusters, k, radius_quantile, radius_factor, threads)
+    if radius_factor is None:
+        radius = _sample_radius(x[fit_idx], np.isin(fit_idx, ref), x[ref], ref_labels, n_clusters, k,
+                                radius_quantile, threads)
+    else:
+        radius = _cluster_radius(x[ref], ref_labels, n_clusters, k, radius_quantile, radius_factor, threads)
 
     todo = np.ones(n, dtype=bool)
     todo[clustered] = False
@@ -308,6 +319,31 @@ def _cluster_radius(ref, ref_labels, n_clusters, k, quantile, factor, threads) -
     return radius
 
 
+def _sample_radius(sample, is_ref, ref, ref_labels, n_clusters, k, quantile, threads) -> np.ndarray:
+    """Per-cluster radius (n_clusters,): the quantile of the k-th reference-neighbour distance over
+    the sample points voting for each cluster (a reference point leaves itself out)."""
+    from sklearn import config_context
+
+    nn = _neighbours(ref, k + 1, threads)
+    with config_context(working_memory=128):
+        dist, idx = nn.kneighbors(sample)
+    # Reference points find themselves first: drop that column; the others drop their (k+1)-th.
+    dist = np.where(is_ref[:, None], dist[:, 1:], dist[:, :-1])
+    idx = np.where(is_ref[:, None], idx[:, 1:], idx[:, :-1])
+    winner = _vote(ref_labels[idx])
+    radius = np.zeros(n_clusters)
+    for c in range(n_clusters):
+        mine = dist[winner == c, -1]
+        radius[c] = np.quantile(mine, quantile) if len(mine) else 0.0
+    return radius
+
+
+def _vote(votes: np.ndarray) -> np.ndarray:
+    """Majority label per row of votes (m, k), nearest first; ties go to the nearest."""
+    counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)
+    return votes[np.arange(len(votes)), counts.argmax(axis=1)]
+
+
 def _assign(points, ref, ref_labels, radius, k, threads) -> np.ndarray:
     """Labels (m,) for `points` by majority of their k nearest references, -1 when not close."""
     from sklearn import config_context
@@ -318,11 +354,7 @@ def _assign(points, ref, ref_labels, radius, k, threads) -> np.ndarray:
         for start in range(0, len(points), _CHUNK):
             chunk = points[start:start + _CHUNK]
             dist, idx = nn.kneighbors(chunk)
-            votes = ref_labels[idx]  # (m, k), nearest first
-            # For each neighbour, how many of the k share its label; argmax takes the first
-            # (nearest) of the most common labels.
-            counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)
-            winner = votes[np.arange(len(votes)), counts.argmax(axis=1)]
+            winner = _vote(ref_labels[idx])
             close = dist[:, -1] <= radius[winner]
             out[start:start + len(chunk)] = np.where(close, winner, -1)
     return out

@@ -215,7 +215,7 @@ def low_binning_warning(summary: dict) -> str | None:
         return (f"{head}: no cluster found in the latent space (one genome at low coverage, or sequences "
                 f"without genome signal such as long N runs); try --min-cluster-size 10")
     return (f"{head}: most lie between or away from the {summary['bins']} bins; "
-            f"try --assign-radius {2 * s['assign_radius']:g}")
+            f"try --assign-radius {2 * (s['assign_radius'] or 5):g}")
 
 
 def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, sample_id) -> None:

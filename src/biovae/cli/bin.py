@@ -51,9 +51,10 @@ def register(sub) -> None:
     c.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min cluster size (None: sqrt of the points fitted)")
     c.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min samples (None: min cluster size / 10, within 5..25)")
     c.add_argument("--fit-sample", type=int, default=_D.fit_sample, help="HDBSCAN is fitted on at most this many points")
-    c.add_argument("--assign-radius", type=float, default=_D.assign_radius,
-                   help="a leftover point joins its nearest bin when within this many times the bin's "
-                   "99%% nearest-neighbour radius; farther ones stay unbinned")
+    c.add_argument("--assign-radius", type=float, default=None,
+                   help="a leftover point joins its nearest bin when within the bin's radius; default: the 99%% "
+                   "quantile of the same distance over the fitted sample's points of that bin; a number N: N times "
+                   "the bin's 99%% nearest-neighbour radius among its core points (5 was the earlier default)")
     p.add_argument("--plot", choices=["umap", "pca", "none"], default=_D.plot,
                    help="latent_umap.png: UMAP of the latent space, PCA (fast, no numba compilation) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
