@@ -36,7 +36,9 @@ class BinSettings:
     # leftovers join a bin within its radius: None derives it from the fitted sample (bin/cluster.py);
     # a number is the earlier rule, this many times the bin's 99% kNN radius (5.0 before)
     assign_radius: float | None = None
-    plot: str = "umap"  # latent_umap.png drawn with umap, pca (fast) or not at all (none)
+    # latent_umap.png: pca by default (umap-learn compiles with numba on every run: tens of seconds of
+    # the write stage, docs/binning.md), umap on request, or none
+    plot: str = "pca"
     cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
     # runtime
     seed: int = 1

@@ -56,7 +56,7 @@ def register(sub) -> None:
                    "quantile of the same distance over the fitted sample's points of that bin; a number N: N times "
                    "the bin's 99%% nearest-neighbour radius among its core points (5 was the earlier default)")
     p.add_argument("--plot", choices=["umap", "pca", "none"], default=_D.plot,
-                   help="latent_umap.png: UMAP of the latent space, PCA (fast, no numba compilation) or none")
+                   help="latent_umap.png: principal components (fast), UMAP (numba compiles it on each run, tens of seconds) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
     add_runtime_options(p)
