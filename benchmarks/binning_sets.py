@@ -9,6 +9,7 @@
 Sets (git-ignored under benchmarks/data/):
   dev      benchmarks/simulate.py --mode simlord -n 30000 --seed 1 -o benchmarks/data/sim30k
            (the seven shared genomes; clustering settings are chosen here only)
+  demo     data/demo (committed: 3,000 SimLoRD reads of four shared genomes; development too)
   confirm  benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
   real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
 
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 OUT = ROOT / "benchmarks" / "out"
-SETS = {"dev": DATA / "sim30k", "confirm": DATA / "confirm30k", "real": DATA / "real_mix"}
+SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix"}
 
 
 def figures(evaluation: dict) -> dict:
@@ -45,10 +46,31 @@ def figures(evaluation: dict) -> dict:
             "missing": sorted(g["genome"] for g in big if g not in own)}
 
 
+def by_technology(name: str, bins) -> dict:
+    """Read F1 and ARI of the reads of each sequencing technology alone (sets with technology.tsv)."""
+    import pandas as pd
+
+    from biovae.evaluate.binning import evaluate_tables
+    from biovae.io.bins import read_truth
+
+    path = SETS[name] / "technology.tsv"
+    if not path.exists():
+        return {}
+    tech = pd.read_csv(path, sep="\t", dtype=str).set_index("sequence_id")["technology"]
+    truth = read_truth(SETS[name] / "truth.tsv")
+    out = {}
+    for t in sorted(tech.unique()):
+        ids = set(tech.index[tech == t])
+        ev = evaluate_tables(bins[bins["sequence_id"].isin(ids)], truth[truth["sequence_id"].isin(ids)])
+        out[t] = {k: round(ev["by_sequence"][k] or 0, 4) for k in ("f1_sample", "ari", "fraction_binned")}
+    return out
+
+
 def run_set(name: str, extra: list[str]) -> dict:
     folder = SETS[name]
     out = OUT / f"bin_{name}"
-    cmd = [sys.executable, "-m", "biovae", "bin", str(folder / "reads.fq.gz"), "-o", str(out),
+    reads = next(p for p in (folder / "reads.fq.gz", folder / "reads.fa.gz") if p.exists())
+    cmd = [sys.executable, "-m", "biovae", "bin", str(reads), "-o", str(out),
            "--truth", str(folder / "truth.tsv"), "--threads", "2", "--seed", "1", "--quiet", *extra]
     if out.exists():
         import shutil
@@ -58,11 +80,14 @@ def run_set(name: str, extra: list[str]) -> dict:
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
     s = json.loads((out / "summary.json").read_text())
+    import pandas as pd
+
     from biovae.evaluate.binning import evaluate_files
 
     ev = evaluate_files(out / "bins.tsv", folder / "truth.tsv", out_dir=OUT / f"eval_{name}")
     row = {"set": name, "command": " ".join(cmd[1:]), "wall_s": round(wall, 1), "peak_rss_mib": s["peak_rss_mib"],
-           "stage_seconds": s["stage_seconds"], **figures(ev), "clustering": s["clustering"]}
+           "stage_seconds": s["stage_seconds"], **figures(ev), "clustering": s["clustering"],
+           "by_technology": by_technology(name, pd.read_csv(out / "bins.tsv", sep="\t", dtype=str))}
     return row
 
 
@@ -81,7 +106,8 @@ def recluster(name: str, options: dict) -> dict:
     table = pd.DataFrame({"sequence_id": z["ids"], "bin": bin_names(labels)})
     ev = evaluate_tables(table, read_truth(SETS[name] / "truth.tsv"))
     return {"set": name, "options": options, "seconds": round(secs, 1), **figures(ev),
-            "splits": stats.get("splits"), "merges": stats.get("merges"), "fallback": stats.get("fallback")}
+            "splits": stats.get("splits"), "merges": stats.get("merges"), "fallback": stats.get("fallback"),
+            "by_technology": by_technology(name, table)}
 
 
 def main() -> None:
@@ -90,6 +116,7 @@ def main() -> None:
     p.add_argument("sets", nargs="+", choices=list(SETS))
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
+    p.add_argument("--radius-quantile", type=float, nargs="*", default=[None])
     p.add_argument("--assign-radius", type=float, default=None, help="None: from the sample (the default)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `biovae bin` options (run)")
     args = p.parse_args()
@@ -101,9 +128,10 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
             continue
         for v in args.valley:
-            rows.append(recluster(name, {"valley": v, "refine": not args.no_refine,
-                                         "radius_factor": args.assign_radius}))
-            print(json.dumps(rows[-1]), flush=True)
+            for q in args.radius_quantile:
+                rows.append(recluster(name, {"valley": v, "refine": not args.no_refine,
+                                             "radius_factor": args.assign_radius, "radius_quantile": q}))
+                print(json.dumps(rows[-1]), flush=True)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     (OUT / f"binning_sets_{args.what}_{stamp}.json").write_text(json.dumps(rows, indent=1))
 
