@@ -91,7 +91,7 @@ def run_set(name: str, extra: list[str]) -> dict:
     return row
 
 
-def recluster(name: str, options: dict) -> dict:
+def recluster(name: str, options: dict, rare: str | None = None) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -100,11 +100,20 @@ def recluster(name: str, options: dict) -> dict:
     from biovae.io.bins import bin_names, read_truth
 
     z = np.load(OUT / f"bin_{name}" / "latent.npz", allow_pickle=True)
+    ids, mean, truth = z["ids"], z["mean"], read_truth(SETS[name] / "truth.tsv")
+    if rare:  # keep only N reads of one genome: a rare member made from the same set
+        genome, n = rare.split(":")
+        of = set(truth["sequence_id"][truth["genome"] == genome])
+        mask = np.array([i in of for i in ids])
+        drop = np.flatnonzero(mask)[int(n):]
+        keep = np.setdiff1d(np.arange(len(ids)), drop)
+        ids, mean = ids[keep], mean[keep]
+        truth = truth[truth["sequence_id"].isin(set(ids))]
     t0 = time.perf_counter()
-    labels, stats = cluster_latent(z["mean"], threads=2, seed=1, **options)
+    labels, stats = cluster_latent(mean, threads=2, seed=1, **options)
     secs = time.perf_counter() - t0
-    table = pd.DataFrame({"sequence_id": z["ids"], "bin": bin_names(labels)})
-    ev = evaluate_tables(table, read_truth(SETS[name] / "truth.tsv"))
+    table = pd.DataFrame({"sequence_id": ids, "bin": bin_names(labels)})
+    ev = evaluate_tables(table, truth)
     return {"set": name, "options": options, "seconds": round(secs, 1), **figures(ev),
             "splits": stats.get("splits"), "merges": stats.get("merges"), "fallback": stats.get("fallback"),
             "by_technology": by_technology(name, table)}
@@ -117,6 +126,8 @@ def main() -> None:
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
     p.add_argument("--radius-quantile", type=float, nargs="*", default=[None])
+    p.add_argument("--min-cluster-size", type=int, default=None)
+    p.add_argument("--rare", help="recluster: keep only N reads of GENOME (GENOME:N), a rare member")
     p.add_argument("--assign-radius", type=float, default=None, help="None: from the sample (the default)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `biovae bin` options (run)")
     args = p.parse_args()
@@ -130,7 +141,8 @@ def main() -> None:
         for v in args.valley:
             for q in args.radius_quantile:
                 rows.append(recluster(name, {"valley": v, "refine": not args.no_refine,
-                                             "radius_factor": args.assign_radius, "radius_quantile": q}))
+                                             "radius_factor": args.assign_radius, "radius_quantile": q,
+                                             "min_cluster_size": args.min_cluster_size}, args.rare))
                 print(json.dumps(rows[-1]), flush=True)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     (OUT / f"binning_sets_{args.what}_{stamp}.json").write_text(json.dumps(rows, indent=1))

@@ -165,7 +165,9 @@ def cluster_latent(
         from biovae.bin.refine import merge_clusters, split_clusters
 
         t1 = time.perf_counter()
-        fit_labels, stats["splits"] = split_clusters(x[fit_idx], fit_labels, mcs, valley=valley, seed=seed)
+        fit_labels, stats["noise_clusters"] = _recluster_noise(x[fit_idx], fit_labels, name, threads, selection)
+        size_rule = default_min_cluster_size if min_cluster_size is None else mcs
+        fit_labels, stats["splits"] = split_clusters(x[fit_idx], fit_labels, size_rule, valley=valley, seed=seed)
         fit_labels, stats["merges"] = merge_clusters(x[fit_idx], fit_labels, valley=valley, seed=seed)
         fit_labels = _by_size(_dense(fit_labels))
         stats["refine_seconds"] = round(time.perf_counter() - t1, 3)
@@ -269,6 +271,24 @@ def _hdbscan_once(x, mcs, ms, backend, threads, single, selection="leaf"):
     model = HDBSCAN(min_cluster_size=mcs, min_samples=ms, allow_single_cluster=single,
                     cluster_selection_method=selection, n_jobs=threads, copy=True)
     return np.asarray(model.fit_predict(x.astype(np.float64)), dtype=np.int64)
+
+
+def _recluster_noise(x: np.ndarray, labels: np.ndarray, backend: str, threads, selection) -> tuple[np.ndarray, int]:
+    """HDBSCAN again on the points the first fit called noise, with the size rules applied to
+    their number: a genome too small to stand out among all points (a rare member whose
+    reads are mostly noise at the global min_cluster_size) can stand out among the noise.
+    Returns (labels with the new clusters after the old ones, number of new clusters)."""
+    noise = np.flatnonzero(labels < 0)
+    if labels.max() < 0 or len(noise) < 2 * default_min_cluster_size(len(noise)):
+        return labels, 0
+    mcs = default_min_cluster_size(len(noise))
+    found = _hdbscan_once(x[noise], mcs, default_min_samples(mcs), backend, threads, single=False,
+                          selection=selection)
+    if found.max() < 0:
+        return labels, 0
+    labels = labels.copy()
+    labels[noise[found >= 0]] = found[found >= 0] + int(labels.max()) + 1
+    return labels, int(found.max()) + 1
 
 
 def _by_size(labels: np.ndarray) -> np.ndarray:

@@ -59,9 +59,12 @@ def two_modes(a: np.ndarray, b: np.ndarray, *, valley: float = VALLEY, seed: int
     return bool(dens.min() < valley * min(dens[0], dens[-1]))
 
 
-def split_clusters(x: np.ndarray, labels: np.ndarray, min_size: int, *, depth: int = 3,
+def split_clusters(x: np.ndarray, labels: np.ndarray, min_size, *, depth: int = 3,
                    valley: float = VALLEY, seed: int = 0) -> tuple[np.ndarray, int]:
-    """Labels with mixed clusters cut in two (recursively); returns (labels, number of splits)."""
+    """Labels with mixed clusters cut in two (recursively); returns (labels, number of splits).
+
+    min_size: the smallest part, in points, or a function of the cluster's size giving it (the
+    size rule applied to the cluster's own points, as when it is clustered again alone)."""
     from sklearn.mixture import GaussianMixture
 
     labels = labels.copy()
@@ -70,13 +73,14 @@ def split_clusters(x: np.ndarray, labels: np.ndarray, min_size: int, *, depth: i
     while todo:
         c, level = todo.pop()
         idx = np.flatnonzero(labels == c)
-        if level >= depth or len(idx) < 2 * min_size:
+        smallest = min_size(len(idx)) if callable(min_size) else int(min_size)
+        if level >= depth or len(idx) < 2 * smallest:
             continue
         own = _whiten(x[idx])
         gm = GaussianMixture(2, covariance_type="full", random_state=seed, reg_covar=1e-4)
         halves = gm.fit(_sample_rows(own, seed)).predict(own)
         n1 = int(halves.sum())
-        if min(n1, len(idx) - n1) < min_size:
+        if min(n1, len(idx) - n1) < smallest:
             continue
         if not two_modes(own[halves == 0], own[halves == 1], valley=valley, seed=seed):
             continue
