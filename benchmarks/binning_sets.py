@@ -119,9 +119,27 @@ def recluster(name: str, options: dict, rare: str | None = None) -> dict:
             "by_technology": by_technology(name, table)}
 
 
+def lrbinner(name: str) -> dict:
+    """Score LRBinner's reads-mode output (OUT/bins.txt: one bin id per read, in input order) on a
+    set. LRBinner runs by hand in its own venv (benchmarks/.peers/, ../shared/peers.md), e.g.
+    python lrbinner.py reads -r reads.fq -o benchmarks/out/lrbinner_confirm -k 3 -bs 1 -bc 8
+        --ae-epochs 100 --ae-dims 8 -mbs 100 -bit 0 -t 2"""
+    import pandas as pd
+
+    from biovae.evaluate.binning import evaluate_tables
+    from biovae.io.bins import read_truth
+
+    truth = read_truth(SETS[name] / "truth.tsv")  # rows in read order
+    bins = [line.strip() for line in open(OUT / f"lrbinner_{name}" / "bins.txt") if line.strip()]
+    assert len(bins) == len(truth), (len(bins), len(truth))
+    table = pd.DataFrame({"sequence_id": truth["sequence_id"], "bin": [f"lrb_{b}" for b in bins]})
+    return {"set": name, "peer": "LRBinner", **figures(evaluate_tables(table, truth)),
+            "by_technology": by_technology(name, table)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["run", "recluster"])
+    p.add_argument("what", choices=["run", "recluster", "lrbinner"])
     p.add_argument("sets", nargs="+", choices=list(SETS))
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
@@ -134,6 +152,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.sets:
+        if args.what == "lrbinner":
+            rows.append(lrbinner(name))
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         if args.what == "run":
             rows.append(run_set(name, args.extra))
             print(json.dumps(rows[-1]), flush=True)
