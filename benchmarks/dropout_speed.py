@@ -18,8 +18,9 @@ import time
 import torch
 from torch import nn
 
-from biovae.engine import norm_act
-from biovae.engine.dropout import Dropout, _lib
+from biovae.engine import backends
+from biovae.engine.dropout import Dropout
+from biovae.engine.norm_act import BatchNormReluDropout
 
 
 def best_us(f, n=500, repeats=5) -> float:
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if _lib() is None:
+    if backends.kernel_for("dropout", torch.zeros(1)) is None:
         raise SystemExit("the C dropout kernel is not built here (no C compiler, or BIOVAE_CPU_KERNELS=off)")
     x = torch.randn(args.rows, args.cols)
     xg = x.clone().requires_grad_(True)
@@ -62,12 +63,12 @@ def main() -> None:
 
 
 def fused_vs_modules(xg: torch.Tensor) -> None:
-    norm, relu, drop = nn.BatchNorm1d(xg.shape[1]).train(), nn.ReLU(inplace=True), Dropout(0.1).train()
-    if not norm_act.fusable(xg, norm):
-        print("batch norm -> ReLU -> dropout: the fused node does not run here")
+    layer = BatchNormReluDropout(xg.shape[1], 0.1).train()
+    if backends.kernel_for("batch_norm", xg) is None:
+        print("batch norm -> ReLU -> dropout: the kernel does not run here")
         return
-    ways = {"modules": lambda: drop(relu(norm(xg))).sum().backward(),
-            "fused (norm_act)": lambda: norm_act.batch_norm_relu_dropout(xg, norm, 0.1).sum().backward()}
+    ways = {"modules": lambda: layer.reference(xg).sum().backward(),
+            "fused (kernel)": lambda: layer(xg).sum().backward()}
     times = {name: [] for name in ways}
     for f in ways.values():
         for _ in range(50):
@@ -81,8 +82,8 @@ def fused_vs_modules(xg: torch.Tensor) -> None:
     med = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
     for name, v in times.items():
         print(f"batch norm -> ReLU -> dropout, {name:17s} fwd+bwd median {med[name]:6.1f} us, best {min(v):6.1f} us")
-    print(f"ratio modules / fused: {med['modules'] / med['fused (norm_act)']:.2f}x (median), "
-          f"{min(times['modules']) / min(times['fused (norm_act)']):.2f}x (best)")
+    print(f"ratio modules / fused: {med['modules'] / med['fused (kernel)']:.2f}x (median), "
+          f"{min(times['modules']) / min(times['fused (kernel)']):.2f}x (best)")
 
 
 if __name__ == "__main__":

@@ -49,24 +49,24 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from biovae.images import fit, run
-    from biovae.images.fit import DEFAULTS, split_objects
+    from biovae.images import ImageSettings, fit, run
+    from biovae.images.fit import split_objects
     from biovae.io.images import image_patches, read_image_pair
 
-    options = dict(DEFAULTS)
+    settings = ImageSettings(seed=args.seed, progress=False)
     if args.epochs:
-        options["epochs"] = args.epochs
+        settings.epochs = args.epochs
+    options = settings.model_dict()
     image, mask = IMAGES / "img2d.tif", IMAGES / "mask2d.tif"
     patches = image_patches(*read_image_pair(image, mask), size=64)
     train_idx, held_idx = split_objects(len(patches), args.holdout, args.seed)
     train, held = patches.subset(train_idx), patches.subset(held_idx)
 
-    model, wall1, cpu1 = _timed(lambda: fit(train, seed=args.seed, progress=False, **options))
+    model, wall1, cpu1 = _timed(lambda: fit(train, settings))
     held_q, train_q = model.quality(held), model.quality(train)
 
     with tempfile.TemporaryDirectory() as tmp:
-        summary, wall2, cpu2 = _timed(lambda: run(image, mask, Path(tmp) / "model", seed=args.seed,
-                                                  progress=False, **options))
+        summary, wall2, cpu2 = _timed(lambda: run(image, mask, Path(tmp) / "model", settings))
     full_q = summary["quality"]["train"]
 
     result = {

@@ -1,29 +1,20 @@
 """NB / ZINB log-likelihood speed: biovae's training objective vs the same densities written with
 torch.distributions.NegativeBinomial (and logaddexp for the zero inflation), forward + backward.
 
-All compute the same values and gradients (tests/test_likelihoods.py checks it). Four rows:
-  torch.distributions   the textbook form (the reference of the ratio);
-  biovae distribution   biovae's distribution objects (likelihood.distribution(...).log_prob):
-                        the dispersion per gene (lgamma(theta) once per gene), log(theta + mu)
-                        taken directly, the lgamma terms (and digamma in the backward pass) at
-                        the non-zero counts only, one softplus instead of logaddexp;
-  objective, PyTorch code   what training calls (likelihood.log_prob) where no C compiler is at
-                        hand: the same maths as one autograd function with its gradient written
-                        out (biovae.engine.count_density);
-  objective, C kernel   what training calls on a float32 CPU run: the same function in one pass
-                        of C (biovae/engine/kernels/count_density.c, built on first use), the
-                        mean (library x softmax of the decoder output) computed inside it.
-Two more rows take the C kernel apart, each against the full kernel in the same run:
-  C, mean in PyTorch    the softmax and library product in PyTorch, the density in C
-                        (count_density.count_log_prob, the kernel's form before the mean moved in);
-  C, scalar gather      the kernel with its scalar loop listing each row's non-zero counts in
-                        place of the AVX-512 one (count_density.scalar_gather; same on CPUs
-                        without AVX-512).
+All compute the same values and gradients (tests/test_likelihoods.py, tests/test_kernels.py).
+Rows, timed side by side in one run:
+  torch.distributions   the textbook form (the reference of the ratios);
+  PyTorch reference     biovae's one definition of the density (count_kernel.count_log_density),
+                        what training runs with BIOVAE_CPU_KERNELS=off or off the CPU;
+  C kernel, ISA         what training calls on a float32 CPU run: the density and the mean
+                        (library x softmax of the decoder output) in one pass of C
+                        (kernels/count_density.c), once per instruction-set build this CPU runs
+                        (engine.backends: avx512, avx2, baseline).
 
     .venv/bin/python benchmarks/likelihood_speed.py [--cells 128] [--genes 765] [--reps 300] [--threads 1] [--kept 0.5]
 
 Prints milliseconds per forward + backward pass for each (median of 5 interleaved rounds) and the
-ratio reference / C kernel, and C kernel against the PyTorch code.
+ratio torch.distributions / each.
 """
 
 from __future__ import annotations
@@ -34,8 +25,8 @@ import time
 import numpy as np
 import torch
 
-from biovae.engine import likelihoods
-from biovae.engine.count_density import count_log_prob, count_mean, kernel_built, pytorch_path, scalar_gather
+from biovae.engine import backends, likelihoods
+from biovae.engine.likelihoods.count_kernel import CountLogProbKernel, count_log_density, count_mean
 
 
 def reference(name: str, lik, x, raw, lib):
@@ -79,35 +70,27 @@ def main() -> None:
     for name in ("nb", "zinb"):
         lik = likelihoods.get(name)(args.genes)
         raw = torch.randn(args.cells, lik.n_params * args.genes, requires_grad=True)
-        ours = lambda: lik.log_prob(x, raw, lib)  # noqa: E731
+        g = args.genes
 
         def eager():
-            with pytorch_path():
-                return lik.log_prob(x, raw, lib)
+            return count_log_density(x, count_mean(raw[:, :g], lib), lik.log_theta,
+                                     raw[:, g:] if name == "zinb" else None).sum(-1)
 
-        def mean_outside():
-            g = args.genes
-            return count_log_prob(x, count_mean(raw[:, :g], lib), lik.log_theta, raw[:, g:] if name == "zinb" else None)
-
-        def scalar():
-            with scalar_gather():
-                return lik.log_prob(x, raw, lib)
-
-        dist = lambda: lik.distribution(raw, lib).log_prob(x).sum(-1)  # noqa: E731
-        ref = lambda: reference(name, lik, x, raw, lib)  # noqa: E731
-        fns = (ref, dist, eager, ours, mean_outside, scalar)
-        gap = max((f() - ref()).abs().max().item() for f in fns[1:])
-        for f in fns:  # warm-up
+        fns = {"torch.distributions": lambda: reference(name, lik, x, raw, lib), "PyTorch reference": eager}
+        for isa in backends.supported_isas():
+            kernel = backends.library("count_density", isa)
+            if kernel is not None:
+                fns[f"C kernel, {isa}"] = (lambda k=kernel: CountLogProbKernel.apply(
+                    k, x, raw, lik.log_theta, lib.reshape(-1), name == "zinb"))
+        ref = fns["torch.distributions"]
+        gap = max((f() - ref()).abs().max().item() for f in fns.values())
+        for f in fns.values():  # warm-up
             timed(f, 20)
-        rounds = [[timed(f, args.reps) for f in fns] for _ in range(5)]
-        r, d, e, o, m, s = (float(np.median([row[i] for row in rounds])) for i in range(len(fns)))
-        print(f"{name:5s} torch.distributions {r:6.2f}   biovae distribution {d:6.2f} ({r / d:.2f}x)   "
-              f"objective, PyTorch code {e:6.2f} ({r / e:.2f}x)   objective, C kernel {o:6.2f}   ratio {r / o:.2f}x   "
-              f"(C kernel vs PyTorch code {e / o:.2f}x; max |difference| {gap:.1e} nats per cell)\n"
-              f"      C, mean in PyTorch {m:6.2f} (full kernel {m / o:.2f}x faster)   "
-              f"C, scalar gather {s:6.2f} (full kernel {s / o:.2f}x faster)")
-    if not kernel_built():
-        print("note: the C kernel is not built here, so both objective rows ran the PyTorch code")
+        rounds = [[timed(f, args.reps) for f in fns.values()] for _ in range(5)]
+        med = {k: float(np.median([row[i] for row in rounds])) for i, k in enumerate(fns)}
+        base = med["torch.distributions"]
+        print(f"{name}: " + "   ".join(f"{k} {v:6.2f} ({base / v:.2f}x)" for k, v in med.items())
+              + f"   (max |difference| {gap:.1e} nats per cell)")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ number of epochs, one process.
              nn.Linear layers with separate mean and log-variance heads, a summed MSE + KL loss,
              TensorDataset + DataLoader(shuffle=True), default Adam, and a `.item()` of the loss
              per batch.
-  biovae     `VAE.fit` with its defaults: batches sliced from tensors in memory, fused Adam, its
-             loss kernels, and the engine's dense layer (`biovae.engine.linear`: oneDNN products
-             where the CPU's BLAS leaves AVX-512 idle; the backend in use is printed).
-Also timed, to show where the difference comes from: biovae with `BIOVAE_CPU_MATMUL=blas`
-(PyTorch's own products), biovae's streaming path (a DataLoader over row batches), and biovae's
-module inside the tutorial loop.
+  biovae     `VAE.fit` with its defaults: batches sliced from tensors in memory, fused Adam, and
+             its fast operations' C kernels (engine.backends; the instruction set is printed).
+Also timed, to show where the difference comes from: biovae with its kernels off
+(`BIOVAE_CPU_KERNELS=off`: the PyTorch references), biovae's streaming path (a DataLoader over
+row batches), and biovae's module inside the tutorial loop.
 
     .venv/bin/python benchmarks/train_throughput.py [--n 20000] [--d 1000] [--epochs 3] [--threads 1] [--rounds 3] [--bf16]
 
@@ -23,6 +22,7 @@ Prints samples/s per epoch for each (median over interleaved rounds) and the rat
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from biovae import VAE
-from biovae.engine import linear
+from biovae.engine import backends
 
 
 class TutorialVAE(nn.Module):
@@ -92,8 +92,9 @@ def module_in_tutorial_loop(x, epochs, batch, seed) -> float:
     return tutorial_loop(module, x, epochs, batch, seed, lambda m, xb: m(xb, None, 1.0)["loss"].mean())
 
 
-def ours(x, epochs, batch, seed, in_memory=True, precision="32-true", matmul=None) -> float:
-    linear.set_backend(matmul)
+def ours(x, epochs, batch, seed, in_memory=True, precision="32-true", kernels=True) -> float:
+    before = os.environ.get(backends.ENV_KERNELS)
+    os.environ[backends.ENV_KERNELS] = "auto" if kernels else "off"
     try:
         vae = VAE(x.shape[1], latent_dim=10, hidden=[256, 128], seed=seed)
         t0 = time.perf_counter()
@@ -101,12 +102,14 @@ def ours(x, epochs, batch, seed, in_memory=True, precision="32-true", matmul=Non
                 in_memory=in_memory, precision=precision)
         return x.shape[0] * epochs / (time.perf_counter() - t0)
     finally:
-        linear.set_backend(None)
+        os.environ.pop(backends.ENV_KERNELS)
+        if before is not None:
+            os.environ[backends.ENV_KERNELS] = before
 
 
 KINDS = {
     "biovae": lambda x, a: ours(x, a.epochs, a.batch, a.seed),
-    "biovae, BLAS products": lambda x, a: ours(x, a.epochs, a.batch, a.seed, matmul="blas"),
+    "biovae, kernels off": lambda x, a: ours(x, a.epochs, a.batch, a.seed, kernels=False),
     "biovae, streaming batches": lambda x, a: ours(x, a.epochs, a.batch, a.seed, in_memory=False),
     "biovae module, tutorial loop": lambda x, a: module_in_tutorial_loop(x, a.epochs, a.batch, a.seed),
     "biovae, bf16-mixed": lambda x, a: ours(x, a.epochs, a.batch, a.seed, precision="bf16-mixed"),
@@ -146,7 +149,7 @@ def main() -> None:
     base = r["baseline"]
     print(f"matrix {args.n} x {args.d}, {args.epochs} epochs, batch {args.batch}, {args.threads} threads, "
           f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"biovae CPU matmul backend: {linear.backend()}; median of {args.rounds} interleaved rounds")
+          f"biovae kernels: {backends.isa()}; median of {args.rounds} interleaved rounds")
     print(f"{'baseline (tutorial DataLoader loop)':32s} {base:10.0f} samples/s")
     for k in kinds:
         note = " (bfloat16 autocast; the baseline stays float32)" if k == "biovae, bf16-mixed" else ""

@@ -12,8 +12,12 @@ import collections
 import gzip
 import json
 import os
+import select
+import shutil
 import signal
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -65,15 +69,23 @@ def refused_or_parsed(call):
         return None
 
 
-def isolated(call) -> str:
+HANG_SECONDS = 60  # a damaged .h5ad is read in well under a second; a minute means a hang
+
+
+class Hang(BaseException):
+    """A reader that never returned. A BaseException, so that Hypothesis stops at once instead of
+    shrinking the case (each try would wait out the timeout again); run() turns it into a failure."""
+
+
+def isolated(call, timeout: float = HANG_SECONDS) -> str:
     """Run a reader in a forked child, so that a crash inside a C library (libhdf5 on a damaged
     .h5ad) cannot take pytest down. Returns "parsed", "refused" (BiovaeError with a message),
-    "native crash (SIGSEGV)" and the like, or "<OtherError>: message" (a test failure)."""
+    "native crash (SIGSEGV)" and the like when a signal ended the child, "hang (no answer after
+    60 s)" when the parent had to kill it, or "<OtherError>: message" (a test failure)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(r)
-        signal.alarm(60)  # a hang counts as a crash
         try:
             call()
             msg = "parsed"
@@ -84,10 +96,41 @@ def isolated(call) -> str:
         os.write(w, msg.encode()[:4000])
         os._exit(0)
     os.close(w)
-    with os.fdopen(r, "rb") as fh:
-        msg = fh.read().decode(errors="replace")
+    chunks, deadline = [], time.monotonic() + timeout
+    with os.fdopen(r, "rb", buffering=0) as fh:
+        while True:  # the pipe reaches EOF when the child exits, whichever way
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fh], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)  # ours, so not a crash of the reader
+                os.waitpid(pid, 0)
+                return f"hang (no answer after {timeout:g} s)"
+            chunk = fh.read(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return f"native crash ({signal.Signals(-code).name})" if code < 0 else msg
+    return f"native crash ({signal.Signals(-code).name})" if code < 0 else b"".join(chunks).decode(errors="replace")
+
+
+def judge_isolated(name: str, outcome: str, counts: collections.Counter = COUNTS, keep: Path | None = None) -> None:
+    """Count and judge one isolated() outcome of property `name`. A native crash is counted under
+    "<name>: native crash" and reported as a warning (the C library's fault, not a Python
+    exception); a hang is counted under "<name>: hang" and fails the run, with the input (the
+    folder `keep`) copied to a folder that outlives the test; anything but "parsed" or "refused"
+    fails."""
+    if outcome.startswith("native crash"):
+        counts[f"{name}: native crash"] += 1
+        warnings.warn(f"{name}: {outcome} in a reader's child process (reported, not a failure)", stacklevel=2)
+        return
+    if outcome.startswith("hang"):
+        counts[f"{name}: hang"] += 1
+        where = ""
+        if keep is not None:
+            kept = Path(tempfile.mkdtemp(prefix="biovae-fuzz-hang-"))
+            shutil.copytree(keep, kept, dirs_exist_ok=True)
+            where = f"; its input is in {kept}"
+        raise Hang(f"{name}: the reader hung: {outcome}{where}")
+    assert outcome in ("parsed", "refused"), outcome
 
 
 def refused(call, match: str = ""):
@@ -118,15 +161,18 @@ def mutated(draw, data: bytes) -> bytes:
 
 
 
-def run(name: str, strategy, prop, n: int, tag: str = "") -> None:
+def run(name: str, strategy, prop, n: int, tag: str = "", counts: collections.Counter = COUNTS) -> None:
     """Run property `prop` on `n` derandomized examples of `strategy`, counting each under
-    name + tag."""
+    name + tag. A Hang raised by the property fails the test at once, named as a hang."""
 
     @settings(max_examples=n, deadline=None, derandomize=True, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
     @given(strategy)
     def check(case):
-        COUNTS[name + tag] += 1
+        counts[name + tag] += 1
         prop(case)
 
-    check()
+    try:
+        check()
+    except Hang as exc:
+        pytest.fail(f"hang, not a crash: {exc} (case {counts[name + tag]} of {name + tag})")

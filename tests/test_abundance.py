@@ -13,14 +13,11 @@ from biovae.features.scaling import vamb_abundance
 from biovae.io.abundance import read_abundance
 from biovae.io.fastx import read_fastx
 
-GENOMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "genomes"
-VIBRIO = GENOMES / "vibrio_cholerae_O395.fna.gz"
+VIBRIO = Path(__file__).resolve().parent / "data" / "genomes" / "vibrio_cholerae_O395.fna.gz"  # 40 kb of each chromosome
 
 
 @pytest.fixture(scope="module")
 def chroms():
-    if not VIBRIO.exists():
-        pytest.skip("shared genomes not present")
     return read_fastx(VIBRIO)
 
 

@@ -69,6 +69,7 @@ def _seed_old_outputs(root: Path) -> dict[str, bytes]:
     """Earlier results that a failed write must leave as they were."""
     (root / "olddir").mkdir(parents=True)
     (root / "olddir" / "bins.tsv").write_text("old\n")
+    (root / "olddir" / atomic.MARKER).write_text("{}\n")  # an earlier biovae result, which biovae may replace
     (root / "old.tsv").write_text("old table\n")
     return _snapshot(root)
 
@@ -121,7 +122,8 @@ def test_full_tmpfs_gives_a_clear_error_and_no_partial_files(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     script = (f"mount -t tmpfs -o size=512k tmpfs {mnt} && mkdir -p {mnt}/olddir && "
-              f"echo old > {mnt}/olddir/bins.tsv && echo 'old table' > {mnt}/old.tsv && "
+              f"echo old > {mnt}/olddir/bins.tsv && echo '{{}}' > {mnt}/olddir/{atomic.MARKER} && "
+              f"echo 'old table' > {mnt}/old.tsv && "
               f"{sys.executable} -c '{_WRITER}' {mnt} 0 && {sys.executable} -c '{check}' {mnt} && "
               f"df -k {mnt} | tail -1")
     assert "'" not in _WRITER + check
@@ -132,7 +134,8 @@ def test_full_tmpfs_gives_a_clear_error_and_no_partial_files(tmp_path):
     after = [ln for ln in lines if ln.startswith("AFTER ")]
     assert proc.returncode == 0 and result and after, proc.stdout[-2000:] + proc.stderr[-3000:]
     _check_results(json.loads(result[0][7:]), "No space left on device")
-    assert json.loads(after[0][6:]) == {"old.tsv": "old table\n", "olddir/bins.tsv": "old\n"}
+    assert json.loads(after[0][6:]) == {"old.tsv": "old table\n", "olddir/bins.tsv": "old\n",
+                                        f"olddir/{atomic.MARKER}": "{}\n"}
     used_kb = int(lines[-1].split()[2])
     assert used_kb <= 16, lines[-1]  # every temporary file was removed: the space is free again
 
@@ -141,6 +144,7 @@ def test_failed_swap_puts_the_previous_folder_back(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.txt").write_text("old")
+    (out / atomic.MARKER).write_text("{}\n")  # an earlier biovae result
     real_replace = os.replace
 
     def failing(src, dst):

@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from biovae.engine import backends
 from biovae.engine import dropout as dr
+from biovae.engine.layers import mlp
+from biovae.engine.norm_act import BatchNormReluDropout
 
-pytestmark = pytest.mark.skipif(dr._lib() is None, reason="no C compiler here: dropout is nn.functional.dropout")
+pytestmark = pytest.mark.skipif(backends.kernel_for("dropout", torch.zeros(1)) is None,
+                                reason="no C compiler here: dropout is nn.functional.dropout")
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -52,30 +56,31 @@ def test_other_dtypes_take_the_torch_path():
 
 @pytest.mark.parametrize("p,momentum", [(0.1, 0.1), (0.0, 0.1), (0.3, None)])
 def test_fused_batch_norm_relu_dropout_matches_the_modules(p, momentum):
-    """engine.networks.MLP runs batch norm -> ReLU -> dropout as one fused node while training on
-    the CPU: same outputs (the same dropout masks from the same seed), input and parameter
-    gradients, running statistics and batch count as the three modules, over three steps, at
-    PBMC-like activations (a hidden layer of 128 on 100 cells); eval mode runs the modules."""
+    """BatchNormReluDropout (built by engine.layers.mlp) runs its kernel while training on the
+    CPU: same outputs (the same dropout masks from the same seed), input and parameter gradients,
+    running statistics and batch count as its PyTorch reference (the three layers), over three
+    steps, at PBMC-like activations (a hidden layer of 128 on 100 cells); eval mode runs the
+    reference."""
     import copy
 
     import scanpy as sc
     from torch import nn
-
-    from biovae.engine.networks import mlp
 
     x = sc.datasets.pbmc68k_reduced().raw.X
     x = torch.tensor((x.toarray() if hasattr(x, "toarray") else x)[:100, :200], dtype=torch.float32)
     torch.manual_seed(0)
     fused = mlp([200, 128, 64], "relu", "batch", p)
     for layer in fused:
-        if isinstance(layer, nn.BatchNorm1d):
+        if isinstance(layer, BatchNormReluDropout):
             layer.momentum = momentum
             with torch.no_grad():
                 layer.weight.uniform_(0.5, 1.5)
                 layer.bias.uniform_(-0.3, 0.3)
     plain = copy.deepcopy(fused)
-    plain.runs = {}  # no fused runs: the modules one by one
-    assert set(fused.runs) == {1, 5 if p > 0 else 4}
+    for layer in plain:
+        if isinstance(layer, BatchNormReluDropout):
+            layer.forward = layer.reference  # the PyTorch reference, layer by layer
+    assert [type(m).__name__ for m in fused] == ["Linear", "BatchNormReluDropout"] * 2
     g = torch.randn(100, 64, generator=torch.Generator().manual_seed(1))
     results = []
     for net in (fused, plain):
@@ -96,5 +101,35 @@ def test_fused_batch_norm_relu_dropout_matches_the_modules(p, momentum):
     for k in b2:
         assert torch.allclose(b1[k].float(), b2[k].float(), rtol=1e-5, atol=1e-6), k
     assert b1["1.num_batches_tracked"].item() == 3
+    assert set(dict(fused.named_parameters())) == {f"{i}.{w}" for i in (0, 1, 4 if p > 0 else 3, 5 if p > 0 else 4) for w in ("weight", "bias")}
     fused.eval(), plain.eval()
     assert torch.allclose(fused(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_sync_batch_norm_keeps_relu_dropout_and_state_dict_keys():
+    """norm_act.sync_batch_norm (multi-GPU runs): BatchNormReluDropout layers keep their ReLU and
+    dropout and normalise through nn.SyncBatchNorm, other batch norms become nn.SyncBatchNorm;
+    state-dict keys stay; outside a process group the outputs are those of the unsynced model;
+    reverting gives back the original layers."""
+    import copy
+
+    from torch import nn
+
+    from biovae.engine.norm_act import sync_batch_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(mlp([20, 16, 8], "relu", "batch", 0.2), nn.BatchNorm1d(8)).train()
+    plain = copy.deepcopy(model)
+    keys = list(model.state_dict())
+    revert = sync_batch_norm(model)
+    assert isinstance(model[1], nn.SyncBatchNorm) and list(model.state_dict()) == keys
+    x = torch.randn(32, 20)
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(1)
+    b = plain(x)  # its kernel: the same masks from the same seed
+    assert torch.allclose(a, b, atol=1e-5) and torch.equal(a == 0, b == 0)
+    revert()
+    assert type(model[1]) is nn.BatchNorm1d and model[0][1].sync_norm is None
+    assert torch.allclose(model[1].running_mean, plain[1].running_mean)
+

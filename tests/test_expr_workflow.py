@@ -50,7 +50,7 @@ def test_cell_scale_hurdle_density_and_scale_floor():
     from torch.distributions import Normal
 
     from biovae.engine import likelihoods
-    from biovae.engine.hurdle import HURDLE_CELL_MIN_SCALE as MIN_SCALE
+    from biovae.engine.likelihoods.hurdle import HURDLE_CELL_MIN_SCALE as MIN_SCALE
 
     lik = likelihoods.get("hurdle_cell")(3).double()
     # decoder output per gene: locations, zero logits, raw scales

@@ -16,14 +16,11 @@ from biovae.io.expression import (
     write_expression,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-LUNG = SHARED / "data" / "expression" / "lung_development.h5ad"
+LUNG = Path(__file__).resolve().parent / "data" / "expression" / "lung_development.h5ad"
 
 
 @pytest.fixture(scope="module")
 def lung():
-    if not LUNG.exists():
-        pytest.skip(f"shared data {LUNG} not present")
     return ad.read_h5ad(LUNG)
 
 

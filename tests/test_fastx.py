@@ -1,4 +1,5 @@
-"""FASTA/FASTQ reading on the shared real genomes, and every bad-input case of issue 3."""
+"""FASTA/FASTQ reading on real genome windows (tests/data/genomes), and every bad-input case of
+issue 3."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ import pytest
 from biovae.errors import BiovaeError
 from biovae.io.fastx import detect_format, iter_chunks, read_fastx
 
-GENOMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "genomes"
-VIBRIO = GENOMES / "vibrio_cholerae_O395.fna.gz"  # two chromosomes: a multi-record file
+GENOMES = Path(__file__).resolve().parent / "data" / "genomes"
+VIBRIO = GENOMES / "vibrio_cholerae_O395.fna.gz"  # a window of each chromosome: a multi-record file
 HPYLORI = GENOMES / "helicobacter_pylori_G27.fna.gz"
-
-needs_genomes = pytest.mark.skipif(not VIBRIO.exists(), reason="shared genomes not present")
 
 
 def _plain_parse(path: Path) -> tuple[list[str], list[bytes]]:
@@ -48,7 +47,6 @@ def _write_fastq(path: Path, records, gz: bool = False) -> Path:
     return path
 
 
-@needs_genomes
 def test_gzip_fasta_matches_a_plain_parse_of_the_real_genome():
     ids, seqs = _plain_parse(VIBRIO)
     got = read_fastx(VIBRIO)
@@ -58,7 +56,6 @@ def test_gzip_fasta_matches_a_plain_parse_of_the_real_genome():
     assert detect_format(VIBRIO) == ("fasta", True)
 
 
-@needs_genomes
 def test_format_comes_from_content_not_the_file_name(tmp_path):
     records = _reads(50)
     fq = _write_fastq(tmp_path / "reads.fasta", records)  # FASTQ content, FASTA name
@@ -71,7 +68,6 @@ def test_format_comes_from_content_not_the_file_name(tmp_path):
         assert got.seqs == [r[1] for r in records]
 
 
-@needs_genomes
 def test_chunks_stream_in_order_and_respect_both_limits(tmp_path):
     records = _reads(300)
     path = _write_fastq(tmp_path / "r.fq.gz", records, gz=True)
@@ -87,7 +83,6 @@ def test_chunks_stream_in_order_and_respect_both_limits(tmp_path):
     assert [s for c in chunks for s in c.seqs] == [r[1] for r in records]
 
 
-@needs_genomes
 def test_errors_surface_lazily_after_earlier_chunks(tmp_path):
     records = _reads(100)
     path = _write_fastq(tmp_path / "r.fq", records + [records[0]])  # duplicate id at the end
@@ -145,7 +140,6 @@ def test_missing_file_and_other_compressions(tmp_path):
         read_fastx(path)
 
 
-@needs_genomes
 def test_truncated_and_corrupt_gzip(tmp_path):
     data = HPYLORI.read_bytes()
     cut = tmp_path / "cut.fa.gz"

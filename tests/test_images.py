@@ -2,6 +2,7 @@
 its command line (bad inputs -> one clear line and exit 2)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,12 @@ from biovae.images.metrics import pearson, ssim
 from biovae.io.images import image_patches, read_image_pair
 
 
+IMAGES = Path(__file__).resolve().parent / "data" / "images"
+
+
 @pytest.fixture(scope="module")
-def nuclei(shared_data):
-    return read_image_pair(shared_data / "images" / "img2d.tif", shared_data / "images" / "mask2d.tif")
+def nuclei():
+    return read_image_pair(IMAGES / "img2d.tif", IMAGES / "mask2d.tif")
 
 
 def fitting_labels(mask, size, inside_image=False):

@@ -1,8 +1,5 @@
 """Likelihoods against scipy, KL against Monte Carlo, samples against their moments."""
 
-import ctypes
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +7,7 @@ import torch
 from scipy import stats
 
 from biovae.engine import likelihoods
-from biovae.engine.module import _SampleAndKL, kl_normal, reparameterize, sample_and_kl
+from biovae.engine.module import SampleAndKL, kl_normal, reparameterize, sample_and_kl
 from biovae.errors import BiovaeError
 
 rng = np.random.default_rng(7)
@@ -34,10 +31,10 @@ def test_fused_sample_and_kl_matches_the_separate_terms_values_and_gradients():
     mean = torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float64, requires_grad=True)
     logvar = torch.tensor(rng.normal(scale=1.5, size=(5, 4)), dtype=torch.float64, requires_grad=True)
     eps = torch.tensor(rng.normal(size=(5, 4)), dtype=torch.float64)
-    z, kl = _SampleAndKL.apply(mean, logvar, eps)
+    z, kl = SampleAndKL.apply(mean, logvar, eps)
     assert torch.allclose(z, mean + torch.exp(0.5 * logvar) * eps)
     assert torch.allclose(kl, kl_normal(mean, logvar))
-    assert torch.autograd.gradcheck(lambda m, lv: _SampleAndKL.apply(m, lv, eps), (mean, logvar))
+    assert torch.autograd.gradcheck(lambda m, lv: SampleAndKL.apply(m, lv, eps), (mean, logvar))
     # the same draw of eps as reparameterize under the same seed
     torch.manual_seed(3)
     z1, _ = sample_and_kl(mean, logvar)
@@ -101,7 +98,7 @@ def test_poisson_nb_zinb_match_scipy_with_library():
 
 
 def test_nb_gradients_match_torch_negative_binomial():
-    """The per-feature form (biovae.engine.likelihoods.NegBinomial) gives torch's values and
+    """The per-feature form (biovae.engine.likelihoods.counts.NegBinomial) gives torch's values and
     gradients, for the decoder output and for the dispersion, at large and zero counts."""
     raw, lib = _params()
     raw = raw.clone().requires_grad_(True)
@@ -191,10 +188,10 @@ def test_hurdle_density_and_samples():
     assert torch.allclose(draws.mean(0), dist.mean[0], rtol=0.03)
 
 
-def test_fused_count_density_agrees_with_its_distribution_objects_and_gradcheck():
-    """nb / zinb training objective (engine.count_density, one autograd function) against the
-    same likelihood's distribution object: values, and gradients by finite differences."""
-    from biovae.engine.count_density import count_log_prob, digamma_shifted
+def test_count_training_objective_agrees_with_its_distribution_objects_and_gradcheck():
+    """nb / zinb training objective (count_kernel.count_log_prob_raw) against the same
+    likelihood's distribution object: values, and the density's gradients by finite differences."""
+    from biovae.engine.likelihoods.count_kernel import count_log_density
 
     raw, lib = _params(n=7, d=6)
     x = torch.tensor(rng.poisson(3, size=raw.shape), dtype=torch.float64)
@@ -210,125 +207,52 @@ def test_fused_count_density_agrees_with_its_distribution_objects_and_gradcheck(
         zl = out[:, 6:].clone().requires_grad_(True) if name == "zinb" else None
         theta = lik.log_theta.detach().clone().requires_grad_(True)
         args = (mu, theta) + ((zl,) if zl is not None else ())
-        assert torch.autograd.gradcheck(lambda *a: count_log_prob(x, *a), args)
-    y = torch.linspace(1.0, 300.0, 5000, dtype=torch.float64)
-    assert (digamma_shifted(y) - torch.digamma(y)).abs().max() < 1e-10
-    y32 = y.float()
-    assert (digamma_shifted(y32).double() - torch.digamma(y)).abs().max() <= 2 * (torch.digamma(y32).double() - torch.digamma(y)).abs().max() + 1e-6
+        assert torch.autograd.gradcheck(lambda *a: count_log_density(x, *a).sum(-1), args)
 
 
-def test_c_count_kernel_matches_the_float64_objective():
-    """The CPU kernel (engine/kernels/count_density.c, float32, one pass) gives the float64
-    PyTorch objective's values (no further off than the float32 PyTorch path) and gradients, for
-    NB and ZINB, over counts 0-2,000 and inverse dispersions from 0.007 to 20,000."""
-    from biovae.engine.count_density import _CountLogProb, _CountLogProbC, _use_kernel
-
-    gen = torch.Generator().manual_seed(3)
-    b, f = 64, 300
-    mu = torch.exp(torch.randn(b, f, generator=gen) * 2.0)
-    x = torch.poisson(mu * torch.rand(b, f, generator=gen) * 2, generator=gen)
-    x[0, :5] = torch.tensor([2000.0, 1.0, 0.0, 500.0, 3.0])
-    log_theta = torch.linspace(-5.0, 10.0, f)
-    logits = torch.randn(b, f, generator=gen) * 2.0
-    grad = torch.rand(b, generator=gen) + 0.5
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler here: the PyTorch path is what runs")
-    assert _use_kernel(mu), "a C compiler is here, but the C kernel did not build"
-    for zl in (None, logits):
-        ref_args = [t.double().requires_grad_(True) for t in (mu, log_theta)] + ([] if zl is None else [zl.double().requires_grad_(True)])
-        ref = _CountLogProb.apply(x.double(), ref_args[0], ref_args[1], None if zl is None else ref_args[2])
-        ref_grads = torch.autograd.grad(ref, ref_args, grad.double())
-        args = [t.clone().requires_grad_(True) for t in (mu, log_theta)] + ([] if zl is None else [zl.clone().requires_grad_(True)])
-        got = _CountLogProbC.apply(x, args[0], args[1], None if zl is None else args[2])
-        got_grads = torch.autograd.grad(got, args, grad)
-        e_args = [t.clone().requires_grad_(True) for t in args]
-        e_grads = torch.autograd.grad(_CountLogProb.apply(x, *e_args[:2], None if zl is None else e_args[2]), e_args, grad)
-        eager32 = _CountLogProb.apply(x, mu, log_theta, zl).double()  # the PyTorch path in float32
-        err, bar = (got.double() - ref).abs().max(), (eager32 - ref).abs().max()
-        assert err <= bar and err <= 1e-4 * ref.abs().max(), (err, bar)
-        for a, e, r in zip(got_grads, e_grads, ref_grads):
-            err, bar = (a.double() - r).abs().max(), (e.double() - r).abs().max()
-            assert err <= max(1.5 * bar, 1e-5 * r.abs().max()) and err <= 1e-2 * r.abs().max(), (err, bar)
+def _kernel_case(gen, f, zinb, with_library, b=40):
+    x = torch.poisson(torch.rand(b, f, generator=gen) * 3, generator=gen) * (torch.rand(b, f, generator=gen) < 0.4)
+    x[1] = 0.0
+    x[2, : min(f, 30)] = torch.arange(min(f, 30), dtype=torch.float32) * 10
+    raw = torch.randn(b, (2 if zinb else 1) * f, generator=gen) * 1.5
+    if not with_library:
+        raw[0, :3] = 25.0
+    lt = torch.randn(f, generator=gen) * 3.0
+    lib = x.sum(1, keepdim=True) if with_library else None
+    return x, raw, lt, lib, torch.rand(b, generator=gen) + 0.5
 
 
-def test_c_kernel_from_decoder_output_matches_float64_and_both_gathers():
+def _objective(x, raw, lt, lib, grad, zinb, dtype):
+    from biovae.engine.likelihoods.count_kernel import count_log_prob_raw
+
+    r, t = raw.to(dtype).requires_grad_(True), lt.to(dtype).requires_grad_(True)
+    out = count_log_prob_raw(x.to(dtype), r, t, None if lib is None else lib.to(dtype), zinb)
+    return out.grad_fn, [out.detach(), *torch.autograd.grad(out, (r, t), grad.to(dtype))]
+
+
+def test_c_kernel_from_decoder_output_matches_float64(monkeypatch):
     """count_log_prob_raw, the training objective from the decoder's raw output with the mean
     (library x softmax, or exp without a library) inside the C kernel: values and gradients
-    (raw and log-dispersion) match the float64 PyTorch path, for NB and ZINB, with an empty cell,
-    exp clamped above 20, counts up to 300 and feature counts that are and are not multiples of
-    the AVX-512 gather's 16; the scalar and vector gathers give identical results."""
-    from biovae.engine.count_density import count_log_prob_raw, scalar_gather
+    (raw and log-dispersion) match the float64 PyTorch reference, and are no further from it than
+    the float32 reference, for NB and ZINB, with an empty cell, exp clamped above 20, counts up to
+    300, inverse dispersions over 10^-4 to 10^4, and feature counts that are and are not multiples
+    of the AVX-512 gather's 16. With BIOVAE_CPU_KERNELS=off (a monkeypatch) the reference runs."""
+    from biovae.engine import backends
 
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler here: the PyTorch path is what runs")
+    if backends.kernel_for("count_density", torch.zeros(1)) is None:
+        pytest.skip("no C compiler here: the PyTorch reference is what runs")
     gen = torch.Generator().manual_seed(5)
     for f in (7, 301, 765):
-        x = torch.poisson(torch.rand(40, f, generator=gen) * 3, generator=gen) * (torch.rand(40, f, generator=gen) < 0.4)
-        x[1] = 0.0
-        x[2, : min(f, 30)] = torch.arange(min(f, 30), dtype=torch.float32) * 10
         for zinb in (False, True):
             for with_library in (True, False):
-                raw = torch.randn(40, (2 if zinb else 1) * f, generator=gen) * 1.5
-                if not with_library:
-                    raw[0, :3] = 25.0
-                lt = torch.randn(f, generator=gen)
-                lib = x.sum(1, keepdim=True) if with_library else None
-                grad = torch.rand(40, generator=gen) + 0.5
-
-                def run(dtype, gather_scalar=False):
-                    r, t = raw.to(dtype).requires_grad_(True), lt.to(dtype).requires_grad_(True)
-                    L = None if lib is None else lib.to(dtype)
-                    if gather_scalar:
-                        with scalar_gather():
-                            out = count_log_prob_raw(x.to(dtype), r, t, L, zinb)
-                            grads = torch.autograd.grad(out, (r, t), grad.to(dtype))
-                    else:
-                        out = count_log_prob_raw(x.to(dtype), r, t, L, zinb)
-                        grads = torch.autograd.grad(out, (r, t), grad.to(dtype))
-                    return out.grad_fn, [out.detach(), *grads]
-
-                fn, got = run(torch.float32)
-                assert type(fn).__name__ == "_CountLogProbRawCBackward"
-                _, ref = run(torch.float64)
-                for a, r in zip(got, ref):
-                    assert (a.double() - r).abs().max() <= 2e-5 * r.abs().max() + 1e-6, (f, zinb, with_library)
-                _, scalar = run(torch.float32, gather_scalar=True)
-                assert all(torch.equal(a, b) for a, b in zip(got, scalar))
-
-
-def test_kernel_build_caches_and_falls_back(tmp_path, monkeypatch):
-    """The kernel is built once into the cache folder and found there afterwards; without a
-    working compiler, or with BIOVAE_CPU_KERNELS=off, there is no kernel (one warning) and
-    count_log_prob still gives the same values through the PyTorch code."""
-    from biovae.engine import kernel_build
-    from biovae.engine.count_density import count_log_prob, pytorch_path
-
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler here")
-    monkeypatch.setenv("BIOVAE_CACHE", str(tmp_path / "cache"))
-    built = kernel_build._build("count_density")
-    assert built.parent == tmp_path / "cache" / "kernels" and built.stat().st_size > 1000
-    stamp = built.stat().st_mtime_ns
-    assert kernel_build._build("count_density") == built and built.stat().st_mtime_ns == stamp  # not rebuilt
-    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temporary file left
-    try:
-        kernel_build.kernel.cache_clear()
-        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-        monkeypatch.setenv("BIOVAE_CACHE", str(tmp_path / "other"))
-        with pytest.warns(RuntimeWarning, match="C kernel 'count_density' is not available"):
-            assert kernel_build.kernel("count_density") is None
-        kernel_build.kernel.cache_clear()
-        monkeypatch.setenv("BIOVAE_CPU_KERNELS", "off")
-        assert kernel_build.kernel("count_density") is None
-    finally:
-        kernel_build.kernel.cache_clear()
-    # loading the library leaves the process's floating point alone: subnormals still exist
-    # (a library linked with -ffast-math would flush them to zero everywhere)
-    ctypes.CDLL(str(built))
-    tiny = np.array([1e-38], np.float32) / np.float32(100)
-    assert tiny[0] > 0 and (torch.tensor([1e-38]) / 100).item() > 0
-    gen = torch.Generator().manual_seed(0)
-    mu, x = torch.rand(8, 20, generator=gen) + 0.1, torch.poisson(torch.ones(8, 20), generator=gen)
-    with pytorch_path():
-        eager = count_log_prob(x, mu, torch.zeros(20))
-    assert torch.allclose(count_log_prob(x, mu, torch.zeros(20)), eager, rtol=1e-5)
+                case = _kernel_case(gen, f, zinb, with_library)
+                fn, got = _objective(*case, zinb, torch.float32)
+                assert type(fn).__name__ == "CountLogProbKernelBackward"
+                _, ref = _objective(*case, zinb, torch.float64)
+                with monkeypatch.context() as m:
+                    m.setenv("BIOVAE_CPU_KERNELS", "off")
+                    fn32, eager = _objective(*case, zinb, torch.float32)
+                assert type(fn32).__name__ != "CountLogProbKernelBackward"
+                for a, e, r in zip(got, eager, ref):
+                    err, bar = (a.double() - r).abs().max(), (e.double() - r).abs().max()
+                    assert err <= max(1.5 * bar, 2e-5 * r.abs().max() + 1e-6), (f, zinb, with_library, err, bar)

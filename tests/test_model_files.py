@@ -40,7 +40,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert back.metadata == {"genes": ["g1", "g2"]} and np.array_equal(back.state["scale"], vae.state["scale"])
     assert back.history == json.loads(json.dumps(vae.history))
     assert back.train_config.epochs == 3
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "history.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [".biovae-output", "config.json", "history.json", "model.safetensors"]
 
 
 def test_loading_refuses_missing_newer_tampered_and_mismatched_files(tmp_path):
@@ -148,3 +148,36 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_weights(tmp_path):
     for k, v in a.module.state_dict().items():
         assert torch.equal(v, b.module.state_dict()[k]), k
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+def test_model_written_before_the_layer_rebuild_still_loads_and_gives_the_same_numbers():
+    """A model folder from the earlier engine (tests/fixtures/engine_model_v1, see its README)
+    loads, and encodes and decodes its rows as that engine did."""
+    from pathlib import Path
+
+    here = Path(__file__).parent / "fixtures" / "engine_model_v1"
+    want = np.load(here / "expected.npz")
+    vae = VAE.load(here / "model")
+    cond = {"c": want["labels"]}
+    mean, _ = vae.encode(want["x"], cond)
+    assert np.allclose(mean, want["mean"], atol=1e-5)
+    assert np.allclose(vae.decode(mean, cond), want["decoded"], rtol=1e-4, atol=1e-5)
+
+
+def test_typed_state_records_round_trip_under_their_namespace(tmp_path):
+    """engine.state: a record is stored under its own namespace (replacing only that), saved in
+    the model file, and read back typed; the engine's LibrarySizes is one per count block."""
+    from biovae.engine import state
+
+    x = np.random.default_rng(0).poisson(3, (80, 6)).astype(np.float32)
+    vae = VAE(6, likelihood="nb", hidden=[8], latent_dim=2, conditions={"c": ["a", "b"] * 40})
+    vae.fit(x, {"c": ["a", "b"] * 40}, epochs=1, progress=False)
+    vae.state["other.thing"] = np.ones(3)
+    lib = state.get(vae.state, state.LibrarySizes)
+    assert set(lib.blocks) == {"x"} and lib.blocks["x"].shape == (3, 2)
+    vae.save(tmp_path / "m")
+    again = VAE.load(tmp_path / "m")
+    assert np.array_equal(state.get(again.state, state.LibrarySizes).blocks["x"], lib.blocks["x"])
+    state.put(again.state, state.LibrarySizes({"y": np.zeros((1, 2))}))
+    assert sorted(again.state) == ["library.y", "other.thing"]
+    assert state.get({}, state.LibrarySizes) is None

@@ -1,5 +1,7 @@
 """Latent interpolation (pbmc68k_reduced) and time-course prediction (mouse lung development)."""
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from biovae.evaluate.generation import pearson
 from biovae.tl import interpolate, predict_intermediate, time_value
 
 MONO, B = "CD14+ Monocyte", "CD19+ B"
+LUNG = Path(__file__).resolve().parent / "data" / "expression" / "lung_development.h5ad"
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,8 @@ def test_time_values():
         time_value("Adult")
 
 
-def test_lung_e16_5_from_its_neighbours_beats_linear_interpolation(shared_data):
-    lung = ad.read_h5ad(shared_data / "expression" / "lung_development.h5ad")
+def test_lung_e16_5_from_its_neighbours_beats_linear_interpolation():
+    lung = ad.read_h5ad(LUNG)
     res = predict_intermediate(None, lung, "age", hold_out="Embryonic day 16.5", seed=0)
     assert (res.before, res.after, res.fraction) == ("Embryonic day 14.5", "Embryonic day 18.5", 0.5)
     m = res.metrics

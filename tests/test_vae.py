@@ -6,7 +6,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch.distributions import Laplace
 
-from biovae import VAE
+from biovae import VAE, BiovaeError
 from biovae.engine import likelihoods
 from biovae.engine.config import Block
 from biovae.engine.train import beta_at
@@ -144,3 +144,47 @@ def test_per_sample_elbo_flags_outliers():
     odd_scores = vae.elbo(odd)
     assert np.median(odd_scores["elbo"]) < np.percentile(normal_scores["elbo"], 5)
     assert np.allclose(normal_scores["elbo"], -(normal_scores["recon"] + normal_scores["kl"]))
+
+
+def test_network_registered_outside_the_package_trains_saves_and_loads(tmp_path):
+    """engine.registry.register_network from user code: config validation accepts the new name,
+    the VAE trains it, saves it and loads it back (in a process where it is registered)."""
+    from torch import nn
+
+    from biovae.engine import likelihoods
+    from biovae.engine.registry import network_names, register_network
+
+    class Enc(nn.Module):
+        def __init__(self, cfg, cond_width):
+            super().__init__()
+            self.out = nn.Linear(cfg.n_features + cond_width, 2 * cfg.latent_dim)
+
+        def forward(self, x, cond):
+            return self.out(torch.cat([x, cond], 1)).chunk(2, dim=1)
+
+    class Dec(nn.Module):
+        def __init__(self, cfg, cond_width):
+            super().__init__()
+            self.heads = nn.ModuleDict({b.name: nn.Linear(cfg.latent_dim + cond_width,
+                                                          likelihoods.get(b.likelihood).n_params * b.size)
+                                        for b in cfg.blocks})
+
+        def forward(self, z, cond):
+            h = torch.cat([z, cond], 1)
+            return {name: head(h) for name, head in self.heads.items()}
+
+    @register_network("test-linear")
+    def build(cfg, cond_width):
+        return Enc(cfg, cond_width), Dec(cfg, cond_width)
+
+    assert "test-linear" in network_names()
+    x = np.random.default_rng(0).normal(size=(200, 12)).astype(np.float32)
+    vae = VAE(12, network="test-linear", latent_dim=2, seed=0)
+    vae.fit(x, epochs=5, batch_size=50, seed=0, progress=False)
+    assert vae.history[-1]["train_loss"] < vae.history[0]["train_loss"]
+    vae.save(tmp_path / "m")
+    again = VAE.load(tmp_path / "m")
+    assert type(again.module.encoder) is Enc
+    assert np.array_equal(again.encode(x)[0], vae.encode(x)[0])
+    with pytest.raises(BiovaeError, match="unknown network 'nope'.*test-linear"):
+        VAE(12, network="nope")

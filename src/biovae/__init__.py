@@ -9,9 +9,8 @@ Layers, from the bottom up:
   biovae.cli       the command line, a thin skin over the above
 """
 
-__version__ = "0.1.0"
-
-from biovae.errors import BiovaeError  # noqa: E402
+from biovae.errors import BiovaeError
+from biovae.version import __version__
 
 __all__ = ["BiovaeError", "VAE", "__version__"]
 

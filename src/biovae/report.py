@@ -89,6 +89,7 @@ def render_report(title: str, *, lead: str = "", summary: Mapping | None = None,
         body += ["<h2>Outputs</h2>", "<ul>", *(f'<li><a href="{_e(o)}">{_e(o)}</a></li>' for o in outs), "</ul>"]
     body.append(f'<p class="muted">written by biovae {_e(__version__)}</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"generator\" content=\"biovae {_e(__version__)}\">"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 

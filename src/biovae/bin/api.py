@@ -25,7 +25,7 @@ class BinningResult:
 
 def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | None = None,
         write_fasta: bool = False, fasta_gzip: bool = False, sample_id: str | None = None,
-        resume: bool = False) -> BinningResult:
+        resume: bool = False, force: bool = False) -> BinningResult:
     """Bin `sequences` into OUT and return a BinningResult (see the module docstring).
 
     Per-bin quality without a truth: `sequences`, `bases`, `spread` (median distance of the bin's
@@ -38,7 +38,8 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
 
     out = Path(out)
     summary = run_pipeline(sequences, out, abundance=abundance, truth=truth, settings=settings,
-                           write_fasta=write_fasta, resume=resume, fasta_gzip=fasta_gzip, sample_id=sample_id)
+                           write_fasta=write_fasta, resume=resume, force=force, fasta_gzip=fasta_gzip,
+                           sample_id=sample_id)
     bins = read_bins(out / "bins.tsv")
     with np.load(out / "latent.npz", allow_pickle=False) as z:
         ids, mean = z["ids"], z["mean"]

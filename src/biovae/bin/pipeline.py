@@ -16,7 +16,6 @@ stopped.
 from __future__ import annotations
 
 import resource
-import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from biovae.bin.settings import BinSettings
 from biovae.engine.config import Block
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
-from biovae.io.atomic import atomic_dir, output_lock, write_json
+from biovae.io.atomic import atomic_dir, write_json
+from biovae.io.outputs import output_folder, work_folder
 from biovae.io.bins import bin_names
 
 UMAP_POINTS = 10_000
@@ -70,19 +70,15 @@ def check_input(path: Path, what: str) -> None:
         raise BiovaeError(f"{what} path {path} is not a file", "give a FASTA/FASTQ file (plain or gzip)")
 
 
-def check_output(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
-
-
 def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | None = None,
-        write_fasta: bool = False, resume: bool = False, fasta_gzip: bool = False,
+        write_fasta: bool = False, resume: bool = False, force: bool = False, fasta_gzip: bool = False,
         sample_id: str | None = None) -> dict:
     """Bin the sequences of a FASTA/FASTQ file (reads mode) or, with `abundance`, contigs.
 
     write_fasta: also write OUT/bins/<bin>.fna (.fna.gz with fasta_gzip).
     sample_id: the CAMI @SampleID of bins.binning (default: the input file's stem).
-    Returns the summary dict that is also written to OUT/summary.json.
+    Returns the summary dict that is also written to OUT/summary.json. OUT may be new, empty or
+    an earlier biovae output; anything else is refused unless `force` (biovae.io.outputs).
     """
     s = (settings or BinSettings()).validate()
     path, out = Path(sequences), Path(out)
@@ -90,10 +86,10 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     check_input(path, "sequence")
     if ab_path is not None:
         check_input(ab_path, "abundance")
-    check_output(out)
-    with output_lock(out):  # a second run into the same OUT refuses instead of interleaving
-        fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
-        return _run(path, out, ab_path, truth, s, fasta, resume, sample_id or _stem(path))
+    fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
+    # a second run into OUT refuses; intermediates live in OUT.partial until the run succeeds
+    with output_folder(out, [path, ab_path, truth], force), work_folder(out, resume) as work:
+        return _run(path, out, work, ab_path, truth, s, fasta, resume, force, sample_id or _stem(path))
 
 
 def _stem(path: Path) -> str:
@@ -103,11 +99,8 @@ def _stem(path: Path) -> str:
     return name
 
 
-def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta,
-         resume: bool, sample_id: str) -> dict:
-    work = out.with_name(out.name + ".partial")
-    if not resume and work.exists():
-        shutil.rmtree(work)
+def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta,
+         resume: bool, force: bool, sample_id: str) -> dict:
     truth_table = _read_truth(truth)
     stage = _Stages(s.progress)
 
@@ -138,8 +131,7 @@ def _run(path: Path, out: Path, ab_path: Path | None, truth, s: BinSettings, wri
             evaluation = evaluate_tables(table, truth_table, source=str(path))
     summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
     with stage("write"):
-        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, sample_id)
-    shutil.rmtree(work, ignore_errors=True)
+        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id)
     return summary
 
 
@@ -218,11 +210,11 @@ def low_binning_warning(summary: dict) -> str | None:
             f"try --assign-radius {2 * (s['assign_radius'] or 5):g}")
 
 
-def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, sample_id) -> None:
+def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id) -> None:
     from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning, write_vamb_clusters
 
     t0 = time.perf_counter()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force) as tmp:
         write_bins_tsv(tmp / "bins.tsv", list(f.ids), labels)
         write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=sample_id, lengths=f.lengths)
         write_vamb_clusters(tmp / "clusters.tsv", list(f.ids), bin_names(labels))

@@ -68,6 +68,7 @@ def register(sub) -> None:
     e.add_argument("bins", help="bins.tsv (or a CAMI binning file)")
     e.add_argument("--truth", required=True, help="truth table or CAMI gold standard")
     e.add_argument("-o", "--out", help="folder for evaluation.json and per_bin.tsv (default: beside BINS)")
+    add_runtime_options(e, device=False)
     e.set_defaults(handler=_evaluate, command="evaluate")
 
 
@@ -85,7 +86,7 @@ def _bin(args) -> None:
                     threads=args.threads, device=args.device, progress=not args.quiet)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume, fasta_gzip=args.fasta_gzip,
-                  sample_id=args.sample_id)
+                  sample_id=args.sample_id, force=args.force)
     summary_line("bin", f"{headline(summary)}; results in {args.out}")
 
 
@@ -96,7 +97,12 @@ def _evaluate(args) -> None:
 
     from biovae.report import report_path, write_report
 
+    from biovae.io.outputs import check_output_file
+
     out = args.out or str(Path(args.bins).resolve().parent)
+    for name in ("evaluation.json", "per_bin.tsv"):
+        check_output_file(Path(out) / name, [args.bins, args.truth], args.force,
+                          sidecars=(".report.html",) if name == "evaluation.json" else ())
     result = evaluate_files(args.bins, args.truth, out_dir=out)
     lead = f1_ari_text(result)
     shown = {k: v for k, v in result.items() if k not in ("per_bin", "per_genome")}

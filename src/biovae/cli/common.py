@@ -7,9 +7,12 @@ import os
 
 
 def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True, distributed: bool = False) -> None:
-    """--seed and --threads for every command; --device where something is trained; --devices,
-    --strategy, --num-nodes and --precision where training can span processes (Fabric)."""
+    """--seed, --threads and --force for every command; --device where something is trained;
+    --devices, --strategy, --num-nodes and --precision where training can span processes (Fabric)."""
     g = p.add_argument_group("runtime")
+    g.add_argument("--force", action="store_true",
+                   help="replace an existing output that biovae did not write (it is deleted); without it such "
+                   "an output is refused. An output holding one of the inputs is refused regardless")
     g.add_argument("--seed", type=int, default=1, help="random seed; same seed, same CPU, same result")
     g.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch and numerical libraries (0: all cores)")

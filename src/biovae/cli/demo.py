@@ -11,7 +11,8 @@ from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, summary_line
 from biovae.errors import BiovaeError
-from biovae.io.atomic import write_json
+from biovae.io.atomic import atomic_dir, write_json
+from biovae.io.outputs import output_folder
 
 DEMO_READS = Path(__file__).resolve().parents[3] / "data" / "demo"
 
@@ -19,7 +20,7 @@ DEMO_READS = Path(__file__).resolve().parents[3] / "data" / "demo"
 def register(sub) -> None:
     p = sub.add_parser("demo", help="bin the bundled demo reads and generate PBMC cells",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--out", default="demo_out", help="output folder")
+    p.add_argument("-o", "--out", default="demo_out", help="output folder")
     p.add_argument("--data", default=str(DEMO_READS), help="folder with reads.fa.gz and truth.tsv")
     p.add_argument("--skip-expression", action="store_true", help="only the binning part")
     add_runtime_options(p)
@@ -35,18 +36,20 @@ def _demo(args) -> None:
     if not reads.exists():
         raise BiovaeError(f"demo reads not found at {reads}", "run from a biovae checkout or pass --data")
     s = BinSettings(seed=args.seed, threads=args.threads, device=args.device, progress=not args.quiet)
-    summary = run(reads, out / "bins", truth=truth, settings=s)
-    ev = summary["evaluation"]["by_sequence"]
-    print(f"binning: {summary['sequences']} reads -> {summary['bins']} bins; "
-          f"F1 {ev['f1_sample']:.3f}, ARI {ev['ari']:.3f}; plot {out / 'bins' / 'latent_umap.png'}")
-    result = {"binning": {"bins": summary["bins"], "f1": ev["f1_sample"], "ari": ev["ari"]}}
-    if not args.skip_expression:
-        result["generation"] = _expression(out / "expression", args)
-    write_json(out / "demo_summary.json", result)
-    text = f"binning F1 {ev['f1_sample']:.3f} ARI {ev['ari']:.3f}"
-    if "generation" in result:
-        text += f"; generated PBMCs RF-AUC {result['generation']['rf_auc']:.3f}"
-    _report(out, text, result, args)
+    # the whole demo folder is one atomic output: complete, or left as it was
+    with output_folder(out, [data], args.force), atomic_dir(out, force=args.force) as tmp:
+        summary = run(reads, tmp / "bins", truth=truth, settings=s)
+        ev = summary["evaluation"]["by_sequence"]
+        print(f"binning: {summary['sequences']} reads -> {summary['bins']} bins; "
+              f"F1 {ev['f1_sample']:.3f}, ARI {ev['ari']:.3f}; plot {out / 'bins' / 'latent_umap.png'}")
+        result = {"binning": {"bins": summary["bins"], "f1": ev["f1_sample"], "ari": ev["ari"]}}
+        if not args.skip_expression:
+            result["generation"] = _expression(tmp / "expression", out / "expression", args)
+        write_json(tmp / "demo_summary.json", result)
+        text = f"binning F1 {ev['f1_sample']:.3f} ARI {ev['ari']:.3f}"
+        if "generation" in result:
+            text += f"; generated PBMCs RF-AUC {result['generation']['rf_auc']:.3f}"
+        _report(tmp, text, result, args)
     summary_line("demo", f"{text}; results in {out}")
 
 
@@ -64,7 +67,7 @@ def _report(out: Path, lead: str, result: dict, args) -> None:
                  parameters=run_parameters(args), outputs=outputs, base=out)
 
 
-def _expression(out: Path, args) -> dict:
+def _expression(out: Path, final: Path, args) -> dict:
     import scanpy as sc
 
     import biovae.expr as ex
@@ -86,7 +89,7 @@ def _expression(out: Path, args) -> dict:
     write_json(out / "generation_metrics.json", m)
     _expression_report(out, model, m)
     print(f"generation: {gen.n_obs} cells of {len(model.labels)} types; RF-AUC vs held-out real "
-          f"{m['overall']['rf_auc']:.3f} (0.5 = indistinguishable); plot {out / 'augmented.png'}")
+          f"{m['overall']['rf_auc']:.3f} (0.5 = indistinguishable); plot {final / 'augmented.png'}")
     return {"cells": gen.n_obs, "rf_auc": m["overall"]["rf_auc"], "mmd2": m["overall"]["mmd2"]}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, run_parameters, summary_line
 from biovae.errors import BiovaeError
-from biovae.io.atomic import write_json
+from biovae.io.outputs import SIDECARS, check_output_file, write_file_summary
 from biovae.report import report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -61,6 +61,7 @@ def register(sub) -> None:
     t.add_argument("--steps", type=int, default=7)
     t.add_argument("--label", help="condition of a conditional model (default: its first label)")
     t.add_argument("--genes", type=int, default=12, help="top changing genes per dimension (expression)")
+    add_runtime_options(t, device=False)
     t.set_defaults(handler=_traversal)
 
 
@@ -85,6 +86,7 @@ def _interpolate(args) -> None:
     from biovae.io.expression import write_expression
     from biovae.tl.interpolate import interpolate
 
+    check_output_file(args.out, [args.model, args.data], args.force)
     model = _expression_model(args.model)
     data = _read(args.data, args.layer) if args.data else None
     path = interpolate(model, args.start, args.end, steps=args.steps, data=data, label_key=args.labels,
@@ -93,7 +95,7 @@ def _interpolate(args) -> None:
     info = dict(path.uns["biovae_interpolation"])
     summary = {"model": args.model, "data": args.data, **info, "steps": path.n_obs, "genes": path.n_vars,
                "output": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     lead = (f"{path.n_obs} points from {info['start']} to {info['end']} ({info['space']}, {info['path']}) "
             f"written to {args.out}")
     write_report(report_path(args.out), "biovae interpolate", lead=lead, summary=summary,
@@ -123,6 +125,7 @@ def _anomaly(args) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in (".tsv", ".csv"):
         raise BiovaeError(f"cannot tell the table format of {out}", "name the output .tsv or .csv")
+    check_output_file(out, [*args.model, args.data, args.reference], args.force, sidecars=(*SIDECARS, ".scores.png"))
     models = [_expression_model(folder) for folder in args.model]
     model = models[0] if len(models) == 1 else models
     read = _read
@@ -144,7 +147,7 @@ def _anomaly(args) -> None:
                "reference": args.reference, "cells": len(scores),
                "median": scores.median(numeric_only=True).to_dict(), f"highest_{RANK_BY}": top.to_dict(),
                "seed": args.seed, "output": str(out)}
-    write_json(Path(str(out) + ".summary.json"), summary)
+    write_file_summary(out, summary)
     lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
     write_report(report_path(out), "biovae anomaly", lead=lead, summary=summary,
                  images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
@@ -160,7 +163,7 @@ def _score_histograms(scores, out: Path) -> Path:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from biovae.io.atomic import atomic_file
+    from biovae.pl.augmented import save_figure
 
     cols = [c for c in scores.columns if scores[c].dtype.kind in "fi"]
     fig = Figure(figsize=(3.2 * max(1, len(cols)), 2.8), dpi=90)
@@ -169,8 +172,7 @@ def _score_histograms(scores, out: Path) -> Path:
         ax.set_title(col, fontsize=9)
     fig.tight_layout()
     png = Path(str(out) + ".scores.png")
-    with atomic_file(png) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, png, dpi=fig.dpi)
     return png
 
 
@@ -178,11 +180,12 @@ def _traversal(args) -> None:
     from biovae.pl.traverse import traversal
     from biovae.tl.interpolate import load_model
 
+    check_output_file(args.out, [args.model], args.force)
     model = load_model(args.model)
     traversal(model, dims=args.dims, span=args.span, steps=args.steps, label=args.label, n_genes=args.genes,
               save=args.out)
     summary = {"model": args.model, "dims": args.dims, "span": args.span, "steps": args.steps, "plot": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     write_report(report_path(args.out), "biovae traversal", lead=f"latent traversal of {args.model}", summary=summary,
                  images=[("latent traversal", args.out)], parameters=run_parameters(args))
     summary_line("traversal", f"latent traversal drawn to {args.out}")

@@ -7,8 +7,10 @@ import argparse
 from pathlib import Path
 
 from biovae.cli.common import add_runtime_options, distributed_options, run_parameters, summary_line
+from biovae.engine.fit_notes import training_notes
 from biovae.errors import BiovaeError
-from biovae.io.atomic import is_main_process, output_lock, write_json
+from biovae.io.atomic import output_lock, write_json
+from biovae.io.outputs import check_output_file, check_output_folder, work_folder, write_file_summary
 from biovae.report import render_report, report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -26,12 +28,17 @@ def register(sub) -> None:
     p.add_argument("data", help="h5ad, CSV/TSV (cells x genes) or 10x mtx folder")
     p.add_argument("-o", "--out", required=True, help="model folder (written atomically)")
     p.add_argument("--labels", help="obs column (h5ad) with one label per cell: makes a conditional VAE")
+    p.add_argument("--batch-key", help="obs column naming each cell's batch: a batch covariate (batch-corrected "
+                   "latent, generation per batch)")
     _data_options(p)
     p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
                    "file with one gene name per line; default all genes")
     p.add_argument("--likelihood", default="hurdle_cell",
                    help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default="auto", help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
+    p.add_argument("--input-kind", default="auto", choices=["auto", "counts", "full_length", "log_normalised"],
+                   help="what the values are (auto: detected); sets the auto transform and the generated cells' "
+                   "support (whole counts for counts); scaled data with negatives are refused")
     p.add_argument("--latent-dim", type=int, default=10)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
     p.add_argument("--beta", type=float, default=1.0)
@@ -60,13 +67,30 @@ def register(sub) -> None:
     g.add_argument("--method", default="mixture", choices=["mixture", "prior", "posterior"],
                    help="where latent points come from: a Gaussian mixture of the label's training latents, "
                    "N(0, I), or around encoded training cells")
+    g.add_argument("--batch", help="generate cells of this batch (a model fitted with --batch-key; default: "
+                   "batches drawn uniformly)")
     g.add_argument("-o", "--out", required=True, help="output .h5ad or .csv")
     add_runtime_options(g, device=False)
     g.set_defaults(handler=_generate)
 
+    c = sub.add_parser("encode", help="latent coordinates of cells under a fitted model", formatter_class=_FMT,
+                       description="Write DATA with the model's latent means in obsm['X_biovae'] (and with "
+                       "--normalized a denoised, normalised expression layer 'biovae_normalized'); everything "
+                       "else in DATA is kept.")
+    c.add_argument("model", help="model folder written by `biovae fit`")
+    c.add_argument("data", help="h5ad, loom, 10x .h5, CSV/TSV or 10x mtx folder with the model's genes")
+    c.add_argument("--labels", help="obs column of the labels (a conditional model; default: the fit's column)")
+    _data_options(c)
+    c.add_argument("--normalized", action="store_true",
+                   help="also write layers['biovae_normalized'] (the model's genes only in the output)")
+    c.add_argument("-o", "--out", required=True, help="output .h5ad")
+    add_runtime_options(c, device=False)
+    c.set_defaults(handler=_encode)
+
     m = sub.add_parser("plot-model", help="draw a model's architecture", formatter_class=_FMT)
     m.add_argument("model")
     m.add_argument("-o", "--out", help="PNG/PDF/SVG (default MODEL/architecture.png)")
+    add_runtime_options(m, device=False)
     m.set_defaults(handler=_plot_model)
 
     a = sub.add_parser("plot-aug", help="real vs generated cells in 2-D", formatter_class=_FMT)
@@ -91,22 +115,20 @@ def register(sub) -> None:
 
 
 def _fit(args) -> None:
-    import shutil
-
     import biovae.expr as ex
     from biovae.io.expression import read_expression
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
-    with output_lock(out):  # a second fit into the same folder refuses
+    genes_file = args.genes if args.genes and Path(args.genes).is_file() else None
+    out = check_output_folder(args.out, [args.data, genes_file], args.force)
+    # a second fit into the same folder refuses; checkpoints live in OUT.partial until the fit succeeds
+    with output_lock(out), work_folder(out, args.resume) as work:
         adata = _fit_input(args, read_expression)
         if args.genes:
             from biovae.expr.genes import select_genes
 
             adata = select_genes(adata, args.genes)
-        work = out.with_name(out.name + ".partial")
         model = ex.fit(adata, labels=args.labels, likelihood=args.likelihood, transform=args.transform,
+                       input_kind=args.input_kind, batch_key=args.batch_key,
                        hidden=args.hidden, latent_dim=args.latent_dim, beta=args.beta, dropout=args.dropout,
                        condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
@@ -115,15 +137,17 @@ def _fit(args) -> None:
                        backed=args.backed, **distributed_options(args))
         h = model.vae.history
         summary = {"data": args.data, "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
-                   "likelihood": model.pre.likelihood, "transform": model.pre.transform, "epochs_trained": len(h),
+                   "input_kind": model.pre.kind, "likelihood": model.pre.likelihood,
+                   "transform": model.pre.transform, "epochs_trained": len(h),
                    "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": args.seed}
-        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {len(h)} epochs, "
+        summary["notes"] = training_notes(h, args.beta)
+        lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {model.pre.kind} ({model.pre.likelihood}, "
+                f"{model.pre.transform}), {len(h)} epochs, "
                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
+        lead += "".join(f"; WARNING: {note}" for note in summary["notes"])
         page = render_report("biovae fit", lead=lead, summary=summary, history=h, parameters=run_parameters(args),
                              tables={"Labels": _label_table(model, adata, args.labels)})
-        model.save(out, summary=summary, extras={"report.html": page})
-        if is_main_process():  # other ranks of a distributed fit leave rank 0's files alone
-            shutil.rmtree(work, ignore_errors=True)
+        model.save(out, summary=summary, extras={"report.html": page}, force=args.force)
     summary_line("fit", f"{lead}; model in {out}")
 
 
@@ -165,17 +189,44 @@ def _generate(args) -> None:
     from biovae.expr import load
     from biovae.io.expression import write_expression
 
+    check_output_file(args.out, [args.model], args.force)
     model = load(args.model)
-    new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed)
+    new = model.generate(args.n, labels=_label_counts(args.label), method=args.method, seed=args.seed,
+                         batch=args.batch)
     write_expression(new, args.out)
     counts = new.obs["label"].value_counts().to_dict()
     summary = {"model": args.model, "cells": new.n_obs, "per_label": counts, "method": args.method,
                "seed": args.seed, "output": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     lead = f"{new.n_obs} cells ({len(counts)} labels, {args.method}) written to {args.out}"
     write_report(report_path(args.out), "biovae generate", lead=lead, summary=summary,
                  parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
     summary_line("generate", lead)
+
+
+def _encode(args) -> None:
+    from biovae.expr import load
+    from biovae.io.expression import read_expression, write_expression
+
+    if not str(args.out).lower().endswith(".h5ad"):
+        raise BiovaeError(f"encode writes an .h5ad, not {args.out}", "name the output OUT.h5ad")
+    check_output_file(args.out, [args.model, args.data], args.force)
+    model = load(args.model)
+    adata = read_expression(args.data, genes_in_rows=args.genes_in_rows)  # X stays X in the output
+    model.encode(adata, labels=args.labels, layer=args.layer)
+    if args.normalized:
+        from biovae.io.expression import align_genes
+
+        adata = align_genes(adata, model.genes, "the data to encode")
+        model.denoised(adata, labels=args.labels, layer=args.layer)
+    write_expression(adata, args.out)
+    summary = {"model": args.model, "data": args.data, "cells": adata.n_obs, "latent_dim": model.vae.latent_dim,
+               "normalized_layer": bool(args.normalized), "seed": args.seed, "output": args.out}
+    write_file_summary(args.out, summary)
+    lead = f"{adata.n_obs} cells encoded ({model.vae.latent_dim} dimensions in obsm['X_biovae']) to {args.out}"
+    write_report(report_path(args.out), "biovae encode", lead=lead, summary=summary,
+                 parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
+    summary_line("encode", lead)
 
 
 def _plot_model(args) -> None:
@@ -183,6 +234,7 @@ def _plot_model(args) -> None:
     from biovae.pl.model_graph import model_graph
 
     out = args.out or str(Path(args.model) / "architecture.png")
+    check_output_file(out, [args.model] if args.out else [], args.force, sidecars=(".report.html",))
     model_graph(VAE.load(args.model), save=out)
     write_report(report_path(out), "biovae plot-model", lead=f"architecture of {args.model}",
                  images=[("model architecture", out)], parameters=run_parameters(args))
@@ -199,11 +251,12 @@ def _read_pair(args):
 def _plot_aug(args) -> None:
     from biovae.pl.augmented import augmented
 
+    check_output_file(args.out, [args.real, args.generated], args.force)
     real, gen = _read_pair(args)
     augmented(real, gen, method=args.method, label_key=args.labels, seed=args.seed, save=args.out)
     summary = {"real": args.real, "generated": args.generated, "real_cells": real.n_obs,
                "generated_cells": gen.n_obs, "method": args.method, "plot": args.out}
-    write_json(Path(str(args.out) + ".summary.json"), summary)
+    write_file_summary(args.out, summary)
     lead = f"{real.n_obs} real and {gen.n_obs} generated cells drawn to {args.out}"
     write_report(report_path(args.out), "biovae plot-aug", lead=lead, summary=summary,
                  images=[("real vs generated cells", args.out)], parameters=run_parameters(args))
@@ -213,9 +266,12 @@ def _plot_aug(args) -> None:
 def _evaluate(args) -> None:
     from biovae.evaluate.generation import evaluate_generation, per_label_table
 
+    from biovae import __version__
+
+    check_output_file(args.out, [args.real, args.generated], args.force, sidecars=(".report.html",))
     real, gen = _read_pair(args)
     result = evaluate_generation(real, gen, label_key=args.labels, seed=args.seed)
-    write_json(args.out, result)
+    write_json(args.out, {**result, "biovae_version": __version__})
     o = result["overall"]
     lead = (f"RF-AUC {o['rf_auc']:.3f} (0.5 = indistinguishable), MMD2 {o['mmd2']:.4f}, "
             f"mean corr {o['mean_corr']:.3f}")

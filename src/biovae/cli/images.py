@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from biovae.cli.common import add_runtime_options, summary_line
+from biovae.images.settings import ImageSettings
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
+_D = ImageSettings()
 
 
 def register(sub) -> None:
@@ -20,24 +22,24 @@ def register(sub) -> None:
     p.add_argument("mask", help="instance-label TIFF of the same shape (0 = background, one number per object)")
     p.add_argument("-o", "--out", required=True, help="model folder (written atomically)")
     g = p.add_argument_group("patches")
-    g.add_argument("--size", type=int, default=64, help="patch side in pixels (divisible by 2 ** len(--channels))")
-    g.add_argument("--normalize", default="image", choices=["image", "patch", "none"],
+    g.add_argument("--size", type=int, default=_D.size, help="patch side in pixels (divisible by 2 ** len(--channels))")
+    g.add_argument("--normalize", default=_D.normalize, choices=["image", "patch", "none"],
                    help="percentile scaling to [0, 1] over the whole image or per patch")
-    g.add_argument("--isolate", default="object", choices=["object", "others", "none"],
+    g.add_argument("--isolate", default=_D.isolate, choices=["object", "others", "none"],
                    help="object: blank all but the object; others: blank other objects; none: keep all")
-    g.add_argument("--edge", default="pad", choices=["pad", "drop"], help="objects near the border: pad or drop")
+    g.add_argument("--edge", default=_D.edge, choices=["pad", "drop"], help="objects near the border: pad or drop")
     m = p.add_argument_group("model")
-    m.add_argument("--latent-dim", type=int, default=16)
-    m.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64], help="encoder conv channels")
-    m.add_argument("--hidden", type=int, nargs="*", default=[256], help="dense layers after the convolutions")
-    m.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "normal", "gaussian"],
+    m.add_argument("--latent-dim", type=int, default=_D.latent_dim)
+    m.add_argument("--channels", type=int, nargs="+", default=list(_D.channels), help="encoder conv channels")
+    m.add_argument("--hidden", type=int, nargs="*", default=list(_D.hidden), help="dense layers after the convolutions")
+    m.add_argument("--likelihood", default=_D.likelihood, choices=["bernoulli", "normal", "gaussian"],
                    help="pixel likelihood for intensities in [0, 1]")
-    m.add_argument("--beta", type=float, default=0.1, help="KL weight in training (scores use 1)")
-    m.add_argument("--copies", type=int, default=8, help="patches per object after rotation/flip augmentation")
-    m.add_argument("--epochs", type=int, default=60)
-    m.add_argument("--batch-size", type=int, default=64)
-    m.add_argument("--lr", type=float, default=2e-3)
-    m.add_argument("--holdout", type=float, default=0.0,
+    m.add_argument("--beta", type=float, default=_D.beta, help="KL weight in training (scores use 1)")
+    m.add_argument("--copies", type=int, default=_D.copies, help="patches per object after rotation/flip augmentation")
+    m.add_argument("--epochs", type=int, default=_D.epochs)
+    m.add_argument("--batch-size", type=int, default=_D.batch_size)
+    m.add_argument("--lr", type=float, default=_D.lr)
+    m.add_argument("--holdout", type=float, default=_D.holdout,
                    help="fraction of objects left out of training and scored for reconstruction quality")
     add_runtime_options(p)
     p.set_defaults(handler=_fit_images)
@@ -47,9 +49,10 @@ def _fit_images(args) -> None:
     from biovae.images import run
     from biovae.images.fit import headline
 
-    s = run(args.image, args.mask, args.out, size=args.size, normalize=args.normalize, isolate=args.isolate,
-            edge=args.edge, holdout=args.holdout, seed=args.seed, progress=not args.quiet,
-            latent_dim=args.latent_dim, channels=tuple(args.channels), hidden=tuple(args.hidden),
-            likelihood=args.likelihood, beta=args.beta, copies=args.copies, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, device=args.device)
-    summary_line("fit-images", f"{headline(s)}; model in {args.out}")
+    s = ImageSettings(size=args.size, normalize=args.normalize, isolate=args.isolate, edge=args.edge,
+                      holdout=args.holdout, latent_dim=args.latent_dim, channels=tuple(args.channels),
+                      hidden=tuple(args.hidden), likelihood=args.likelihood, beta=args.beta, copies=args.copies,
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      device=args.device, progress=not args.quiet)
+    summary = run(args.image, args.mask, args.out, s, force=args.force)
+    summary_line("fit-images", f"{headline(summary)}; model in {args.out}")

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biovae.engine import likelihoods
+from biovae.engine import conv, likelihoods, networks  # noqa: F401  (conv and networks register themselves)
+from biovae.engine.layers import ACTIVATIONS, NORMS
+from biovae.engine.registry import network_names
 from biovae.errors import BiovaeError, require
-
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "silu")
-NORMS = ("batch", "layer", "none")
-NETWORKS = ("mlp", "conv")  # encoder/decoder families; engine/networks.py builds them by name
 
 
 @dataclass
@@ -99,7 +97,8 @@ class ModelConfig:
         for name, cats in self.conditions.items():
             require(len(cats) >= 1, f"condition {name!r} has no categories")
             require(len(set(cats)) == len(cats), f"condition {name!r} has repeated categories")
-        require(self.network in NETWORKS, f"unknown network {self.network!r}", f"choose one of {', '.join(NETWORKS)}")
+        require(self.network in network_names(), f"unknown network {self.network!r}",
+                f"choose one of {', '.join(network_names())}")
         require(not (self.condition_every_layer and self.network != "mlp"),
                 "condition_every_layer is for the mlp network", "leave it off for network='conv'")
         for c in self.conv_channels:

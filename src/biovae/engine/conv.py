@@ -14,14 +14,18 @@ output maps, returned flat in the likelihood's layout (n, n_params * H * W * C).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from biovae.engine import likelihoods
-from biovae.engine.config import ModelConfig
-from biovae.engine.linear import Linear
-from biovae.engine.networks import _ACT, mlp, register_network
+from biovae.engine.layers import activation, mlp
+from biovae.engine.registry import register_network
 from biovae.errors import BiovaeError
+
+if TYPE_CHECKING:
+    from biovae.engine.config import ModelConfig
 
 KERNEL, STRIDE, PADDING = 4, 2, 1  # (size + 2 * 1 - 4) / 2 + 1 = size / 2 for even sizes
 
@@ -61,7 +65,7 @@ class ConvEncoder(nn.Module):
         chans = [self.c] + list(cfg.conv_channels)
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(a, b, KERNEL, STRIDE, PADDING), _norm2d(cfg.norm, b), _ACT[cfg.activation]()]
+            layers += [nn.Conv2d(a, b, KERNEL, STRIDE, PADDING), _norm2d(cfg.norm, b), activation(cfg.activation)]
         self.conv = nn.Sequential(*layers)
         step = 2 ** len(cfg.conv_channels)
         flat = chans[-1] * (self.h // step) * (self.w // step)
@@ -69,8 +73,8 @@ class ConvEncoder(nn.Module):
         width = flat + (cond_width if cfg.condition_encoder else 0)
         self.body = mlp([width] + list(cfg.hidden), cfg.activation, cfg.norm, cfg.dropout)
         last = cfg.hidden[-1] if cfg.hidden else width
-        self.mean = Linear(last, cfg.latent_dim)
-        self.logvar = Linear(last, cfg.latent_dim)
+        self.mean = nn.Linear(last, cfg.latent_dim)
+        self.logvar = nn.Linear(last, cfg.latent_dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         images = x.reshape(x.shape[0], self.h, self.w, self.c).permute(0, 3, 1, 2)
@@ -93,12 +97,12 @@ class ConvDecoder(nn.Module):
         self.start = (chans[0], self.h // step, self.w // step)
         sizes = [cfg.latent_dim + cond_width] + cfg.decoder_layers
         self.body = mlp(sizes, cfg.activation, cfg.norm, cfg.dropout)
-        self.project = nn.Sequential(Linear(sizes[-1], chans[0] * self.start[1] * self.start[2]),
-                                     _ACT[cfg.activation]())
+        self.project = nn.Sequential(nn.Linear(sizes[-1], chans[0] * self.start[1] * self.start[2]),
+                                     activation(cfg.activation))
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(a, b, KERNEL, STRIDE, PADDING), _norm2d(cfg.norm, b),
-                       _ACT[cfg.activation]()]
+                       activation(cfg.activation)]
         layers.append(nn.ConvTranspose2d(chans[-1], self.n_params * self.c, KERNEL, STRIDE, PADDING))
         self.deconv = nn.Sequential(*layers)
 
@@ -106,7 +110,7 @@ class ConvDecoder(nn.Module):
         n = z.shape[0]
         h = self.project(self.body(torch.cat([z, cond], dim=1))).reshape(n, *self.start)
         maps = self.deconv(h)  # (n, n_params * C, H, W)
-        # back to the flat row-major layout, parameter-major as Likelihood._split expects
+        # back to the flat row-major layout, parameter-major as Likelihood.split expects
         out = maps.reshape(n, self.n_params, self.c, self.h, self.w).permute(0, 1, 3, 4, 2)
         return {self.name: out.reshape(n, -1)}
 

@@ -26,7 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from biovae import __version__
+from biovae.version import __version__
 from biovae.engine.config import ModelConfig, TrainConfig
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir
@@ -54,14 +54,16 @@ def sha256(path: Path) -> str:
 
 
 def write(folder, *, weights: dict[str, torch.Tensor], state: dict[str, np.ndarray], config: dict,
-          history: list[dict], summary: dict | None = None, extras: dict[str, str] | None = None) -> Path:
+          history: list[dict], summary: dict | None = None, extras: dict[str, str] | None = None,
+          force: bool = False) -> Path:
     """Write a model folder atomically (the old folder stays until the new one is complete);
     `summary`, when given, goes to summary.json inside it; `extras` maps more file names (e.g.
-    report.html) to their text, written in the same atomic step."""
+    report.html) to their text, written in the same atomic step. An existing folder that biovae
+    did not write is refused unless `force` (see biovae.io.atomic.atomic_dir)."""
     tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in weights.items()}
     tensors.update({f"state.{k}": torch.as_tensor(np.ascontiguousarray(v)) for k, v in state.items()})
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, force=force) as tmp:
         # one metadata key: safetensors writes a map of several in a random order, and the same
         # fit must give the same bytes (config.json holds the format version that readers check)
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": f"{FORMAT} {FORMAT_VERSION}"})

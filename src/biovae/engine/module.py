@@ -16,7 +16,8 @@ from torch.autograd.function import once_differentiable
 
 from biovae.engine import likelihoods
 from biovae.engine.config import ModelConfig
-from biovae.engine.networks import ConditionInput, build
+from biovae.engine.layers import ConditionInput
+from biovae.engine.registry import get_network
 
 
 def kl_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -30,10 +31,10 @@ def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, generator=None) -> 
     return mean + torch.exp(0.5 * logvar) * eps
 
 
-class _SampleAndKL(torch.autograd.Function):
-    """(z, KL) of `reparameterize` and `kl_normal` as one autograd node with its gradient written
-    out (the two as separate tensor operations are ten nodes; on the CPU at SCVI's sizes their
-    per-node cost was larger than their arithmetic):
+class SampleAndKL(torch.autograd.Function):
+    """(z, KL) of `reparameterize` and `kl_normal` (its PyTorch reference) as one autograd node
+    with its gradient written out (the two as separate tensor operations are ten nodes; on the CPU
+    at SCVI's sizes their per-node cost was larger than their arithmetic):
         d mean   = dz + dKL mean
         d logvar = dz eps sigma / 2 + dKL (sigma^2 - 1) / 2,   sigma = exp(logvar / 2)."""
 
@@ -59,7 +60,7 @@ def sample_and_kl(mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tenso
     """(reparameterize(mean, logvar), kl_normal(mean, logvar)) with the same draw of eps, as one
     autograd node; (n, latent_dim) and (n,)."""
     eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype)
-    return _SampleAndKL.apply(mean, logvar, eps)
+    return SampleAndKL.apply(mean, logvar, eps)
 
 
 class VAEModule(nn.Module):
@@ -69,7 +70,7 @@ class VAEModule(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.condition = ConditionInput([len(c) for c in cfg.conditions.values()], cfg.condition_embedding)
-        self.encoder, self.decoder = build(cfg, self.condition.width)
+        self.encoder, self.decoder = get_network(cfg.network)(cfg, self.condition.width)
         self.likelihoods = nn.ModuleDict({b.name: likelihoods.get(b.likelihood)(b.size) for b in cfg.blocks})
         bounds, start = [], 0
         for b in cfg.blocks:

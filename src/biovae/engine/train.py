@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from biovae.engine import checkpoint, data, fused_step, optim
+from biovae.engine import checkpoint, data, norm_act
 from biovae.engine.config import TrainConfig
 from biovae.engine.module import VAEModule
 from biovae.errors import BiovaeError
@@ -59,25 +59,22 @@ def fit(module: VAEModule, x, codes: np.ndarray | None, cfg: TrainConfig, resume
     # Several GPU processes: batch norm over the whole global batch, as one process would see it
     # (torch syncs batch norm on GPUs only; on CPU each process normalises its own share).
     sync = fabric.world_size > 1 and fabric.device.type == "cuda"
-    if sync:
-        from lightning_fabric.plugins.layer_sync import TorchSyncBatchNorm
-
-        module = TorchSyncBatchNorm().apply(module)
+    revert = norm_act.sync_batch_norm(module) if sync else None
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(cfg.seed)
             return _Loop(module, x, codes, cfg, fabric).run(resume)
     finally:
-        if sync:
-            TorchSyncBatchNorm().revert(module)  # the caller's module keeps plain BatchNorm layers
+        if revert is not None:
+            revert()  # the caller's module keeps its own batch norm layers
 
 
 def _adam(module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam, fused into one kernel per step where torch supports it (4x faster steps on CPU),
-    with its per-step list building done once (engine/optim.py)."""
+    """Adam, its update fused into one kernel per step where torch supports it (torch's public
+    fused=True); plain Adam elsewhere."""
     try:
-        return optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                          fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                fused=device.type in ("cpu", "cuda"))
     except (RuntimeError, TypeError):
         return torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -92,9 +89,6 @@ class _Loop:
         optimizer = _adam(module, cfg, fabric.device)
         self.model, self.optimizer = fabric.setup(module, optimizer)
         self.drop_single = module.cfg.norm == "batch"
-        # one process, float32, on the CPU: the step's backward pass written out (engine/fused_step.py)
-        plain = fabric.world_size == 1 and fabric.device.type == "cpu" and cfg.precision == "32-true"
-        self.fused = fused_step.for_module(module) if plain else None
         # data read in chunks: shuffle by windows of chunks, so each chunk is read once an epoch
         self.chunks = (x.chunk_rows, x.window) if isinstance(x, data.ChunkedRows) else None
         self.loop = {"epoch": -1, "history": [], "best": None, "bad_epochs": 0, "stopped": False,
@@ -142,11 +136,8 @@ class _Loop:
         rows = 0
         for (xb, cb), scale in zip(data.iterate(self.batcher, batches), scales):
             self.optimizer.zero_grad(set_to_none=True)
-            if self.fused is not None and self.fused.applies(xb):
-                out = self.fused(xb, cb, beta)  # sets the gradients itself
-            else:
-                out = self.model(xb, cb, beta)
-                self.fabric.backward(out["loss"].mean() if world == 1 else out["loss"].sum() * scale)
+            out = self.model(xb, cb, beta)
+            self.fabric.backward(out["loss"].mean() if world == 1 else out["loss"].sum() * scale)
             if self.cfg.grad_clip:
                 self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.cfg.grad_clip)
             self.optimizer.step()

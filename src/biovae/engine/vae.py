@@ -19,11 +19,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from biovae.engine import data, files, train
+from biovae.engine import data, files, state, train
 from biovae.engine.config import Block, ModelConfig, TrainConfig
 from biovae.engine.likelihoods import log_library
 from biovae.engine.marginals import marginals
-from biovae.engine.module import VAEModule, reparameterize
+from biovae.engine.module import VAEModule, kl_normal, reparameterize
 from biovae.errors import BiovaeError
 
 
@@ -73,7 +73,9 @@ class VAE:
         self.train_config: TrainConfig | None = None
         self.history: list[dict] = []
         self.metadata: dict = {}  # JSON-able workflow state saved with the model
-        self.state: dict[str, np.ndarray] = {}  # numeric workflow state saved with the model
+        # numeric state saved with the model: typed records by namespace (engine.state), e.g.
+        # the engine's LibrarySizes under "library"
+        self.state: dict[str, np.ndarray] = {}
 
     @property
     def n_features(self) -> int:
@@ -119,6 +121,7 @@ class VAE:
         codes = self.codes(conditions, x.shape[0])
         self._remember_libraries(x, codes)
         self.history = train.fit(self.module, x, codes, cfg, resume=resume)
+        self.module.cpu()  # trained on any device; encode, decode and save run on the CPU
         self.module.eval()
         self.train_config = cfg
         return self
@@ -127,7 +130,7 @@ class VAE:
         """Before fit: set the decoder's output biases (and the likelihoods' own per-feature
         parameters) so that the untrained decoder gives each feature its marginal in x (n,
         n_features), for every block whose likelihood has a start (Likelihood.start; the hurdle
-        likelihoods do, see engine.hurdle). The weights keep their random start. Returns the
+        likelihoods do, see engine.likelihoods.hurdle). The weights keep their random start. Returns the
         names of the blocks started (none for decoders without per-block output heads)."""
         heads = getattr(self.module.decoder, "heads", None)
         if heads is None:
@@ -148,33 +151,28 @@ class VAE:
         return started
 
     def _remember_libraries(self, x, codes) -> None:
-        """Log library size mean/sd per count block, overall and per category of the first
-        covariate, so that sampling draws realistic sequencing depths."""
+        """Fit the library-size model (state.LibrarySizes) of every count block, so that sampling
+        draws realistic sequencing depths."""
         first = None if codes is None else codes[:, 0]
         n_cat = len(next(iter(self.config.conditions.values()))) if codes is not None else 0
+        record = state.LibrarySizes()
         for name, a, b, _ in self.module.bounds:
             if not self.module.likelihoods[name].uses_library:
                 continue
             step = data.eval_rows(self.n_features)
             logs = np.concatenate([log_library(rows[:, a:b]) for _, rows in data.row_blocks(x, step)])
-            stats = np.zeros((1 + n_cat, 2))
-            stats[0] = logs.mean(), logs.std()
-            for c in range(n_cat):
-                sel = logs[first == c]
-                stats[1 + c] = (sel.mean(), sel.std()) if sel.size else stats[0]
-            self.state[f"library.{name}"] = stats.astype(np.float64)
+            record.blocks[name] = state.LibrarySizes.fit(logs, first, n_cat)
+        if record.blocks:
+            state.put(self.state, record)
 
     def _libraries(self, codes, n, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
         """Library sizes for decoding without observed data: drawn (rng given) or the median."""
+        record = state.get(self.state, state.LibrarySizes)
         out = {}
         for name, *_ in self.module.bounds:
-            stats = self.state.get(f"library.{name}")
-            if stats is None:
-                continue
-            row = np.zeros(n, dtype=int) if codes is None else codes[:, 0] + 1
-            mu, sd = stats[row, 0], stats[row, 1]
-            logs = mu if rng is None else rng.normal(mu, sd)
-            out[name] = torch.as_tensor(np.exp(logs), dtype=torch.float32)[:, None]
+            sizes = None if record is None else record.draw(name, None if codes is None else codes[:, 0], n, rng)
+            if sizes is not None:
+                out[name] = torch.as_tensor(sizes, dtype=torch.float32)[:, None]
         return out
 
     # -- inference -----------------------------------------------------------------------------
@@ -271,7 +269,7 @@ class VAE:
             r = sum(self.module.reconstruction_nll(xb, self.module.generative(reparameterize(m, lv, gen), cb), libs)[0]
                     for _ in range(n_samples)) / n_samples
             rec.append(r.numpy())
-            kls.append((0.5 * (m.pow(2) + lv.exp() - 1 - lv).sum(-1)).numpy())
+            kls.append(kl_normal(m, lv).numpy())
             means.append(m.numpy())
             logvars.append(lv.numpy())
             dists = self.module.distributions(self.module.generative(m, cb), libs)  # as reconstruct()
@@ -282,19 +280,20 @@ class VAE:
                 "mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
 
     # -- files ---------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,
+             force: bool = False) -> None:
         """Write the model folder (safetensors + JSON, and summary.json and `extras` {file name: text}
-        when given), atomically."""
+        when given), atomically. A folder biovae did not write is replaced only with `force`."""
         config = {"model": self.config.to_dict(),
                   "train": None if self.train_config is None else self.train_config.to_dict(),
                   "metadata": self.metadata}
         files.write(folder, weights=self.module.state_dict(), state=self.state, config=config, history=self.history,
-                    summary=summary, extras=extras)
+                    summary=summary, extras=extras, force=force)
 
     @classmethod
     def load(cls, folder) -> "VAE":
         """Read a model folder written by save(); clear errors for missing, newer or altered files."""
-        doc, weights, state, history = files.read(folder)
+        doc, weights, arrays, history = files.read(folder)
         try:
             cfg = ModelConfig.from_dict(doc["model"])
         except (KeyError, TypeError) as exc:
@@ -303,7 +302,7 @@ class VAE:
         vae._build(cfg, seed=0)
         files.load_weights(vae.module, weights, folder)
         vae.module.eval()
-        vae.state, vae.history, vae.metadata = state, history, doc.get("metadata") or {}
+        vae.state, vae.history, vae.metadata = arrays, history, doc.get("metadata") or {}
         vae.train_config = TrainConfig(**doc["train"]) if doc.get("train") else None
         return vae
 

@@ -143,6 +143,9 @@ def evaluate_files(bins_tsv, truth_tsv, out_dir=None) -> dict:
     result["bins_file"] = str(bins_tsv)
     result["truth_file"] = str(truth_tsv)
     if out_dir is not None:
+        from biovae import __version__
+
+        result["biovae_version"] = __version__
         out = Path(out_dir)
         require(not out.exists() or out.is_dir(), f"output {out} exists and is a file",
                 "give a folder path for the evaluation")

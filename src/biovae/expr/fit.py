@@ -17,11 +17,11 @@ import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
-from biovae.expr import samplers
+from biovae.expr import kinds, samplers
 from biovae.expr.model import ExpressionModel
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import BackedExpression, open_backed
-from biovae.io.expression import as_matrix, check_values, get_labels
+from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
 
 DEFAULT_LIKELIHOOD = "hurdle_cell"
 DENSE_VALUES = 2 << 20  # values per block when a backed pass densifies rows (16 MiB as float64)
@@ -39,7 +39,7 @@ def read_labels(data, labels, cells) -> np.ndarray | None:
 
 
 def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAULT_LIKELIHOOD,
-        transform: str = "auto", hidden: Sequence[int] = (256, 128), latent_dim: int = 10,
+        transform: str = "auto", input_kind: str | None = None, batch_key: str | None = None, hidden: Sequence[int] = (256, 128), latent_dim: int = 10,
         beta: float = 1.0, dropout: float = 0.1, norm: str = "batch", epochs: int = 300, batch_size: int = 128,
         lr: float = 1e-3, validation_split: float = 0.1, patience: int = 30, warmup_fraction: float = 0.1,
         seed: int = 0, device: str = "cpu", progress: bool = True, checkpoint_dir: str | None = None,
@@ -50,6 +50,12 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
 
     data: AnnData (X, a layer, or `.raw` with layer="raw"), numpy/scipy matrix or DataFrame,
       cells x genes, non-negative. labels: an obs column name or one label per cell.
+    input_kind: None/"auto" (detect, see biovae.expr.kinds), "counts", "full_length" or
+      "log_normalised": sets the "auto" transform and the output's support; scaled data (any
+      negative value) are refused, naming `.raw` or a counts layer of the AnnData if it has one.
+    batch_key: an obs column naming each cell's batch (as scvi-tools' batch_key): the encoder and
+      decoder see it, so the latent is corrected for it and cells can be generated per batch.
+      A missing column or an empty value is an error.
     likelihood: "hurdle_cell" (default: exact zeros + a Gaussian whose location, zero
       probability and scale are all decoded per cell and gene; see engine.likelihoods), "hurdle"
       (the same with one learned scale per gene), "normal" (Gaussian, learned per-gene scale),
@@ -79,47 +85,77 @@ def fit(data, labels=None, *, layer: str | None = None, likelihood: str = DEFAUL
     source = open_backed(data, layer) if backed else None
     try:
         if backed:
-            y, genes, lab, pre, raw_library, sizes, detected = _backed_input(source, labels, likelihood, transform)
+            y, genes, lab, pre, raw_library, sizes, detected = _backed_input(source, labels, likelihood, transform,
+                                                                             input_kind, data)
         else:
             y, genes, lab, pre, raw_library, sizes, detected = _memory_input(data, labels, layer, likelihood,
-                                                                             transform)
+                                                                             transform, input_kind)
         known = sorted(set(lab)) if lab is not None else None
+        batch = get_batches(source if backed else data, batch_key)
+        batches = sorted(set(batch)) if batch is not None else None
+        spec = {**({"label": known} if known else {}), **({"batch": batches} if batches else {})}
         vae = VAE(len(genes), likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, dropout=dropout,
-                  norm=norm, conditions={"label": known} if known else None, beta=beta, seed=seed,
+                  norm=norm, conditions=spec or None, beta=beta, seed=seed,
                   condition_every_layer=condition_every_layer)
-        cond = {"label": lab} if lab is not None else None
+        cond = {**({"label": lab} if lab is not None else {}), **({"batch": batch} if batch is not None else {})} or None
         if marginal_start:
             vae.start_at_marginals(y)
         vae.fit(y, cond, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=validation_split,
                 patience=patience, warmup_fraction=warmup_fraction, seed=seed, device=device, progress=progress,
                 checkpoint_dir=checkpoint_dir, resume=resume, devices=devices, strategy=strategy,
                 num_nodes=num_nodes, precision=precision)
-        samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected)
+        samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
     finally:
         if source is not None and source is not data:
             source.close()
     label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
-    return ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known)
+    model = ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known, batch_key, batches)
+    model.label_style = label_style(data, labels, known)
+    return model
 
 
-def _memory_input(data, labels, layer, likelihood, transform):
+def label_style(data, key, known) -> dict | None:
+    """The label column's categories (in the data's order) and scanpy colours
+    (uns['<key>_colors'], one per category) when the data have them, for generated cells."""
+    if not isinstance(key, str) or not isinstance(data, ad.AnnData) or key not in data.obs:
+        return None
+    column = data.obs[key]
+    cats = ([str(c) for c in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype)
+            else list(known))
+    if not set(known) <= set(cats):
+        cats = list(known)
+    colors = data.uns.get(f"{key}_colors")
+    colors = [str(c) for c in colors] if colors is not None and len(colors) == len(cats) else None
+    return {"categories": cats, "colors": colors}
+
+
+def _kind(given, blocks, data, layer, source) -> str:
+    """The input kind to model (detected unless given); refuses scaled data."""
+    others = [a for a in kinds.unscaled_layers(data) if a != layer] if isinstance(data, ad.AnnData) else []
+    return kinds.resolve(given, kinds.detect(blocks), source, others)
+
+
+def _memory_input(data, labels, layer, likelihood, transform, input_kind=None):
     """The whole matrix in memory: (model input, genes, labels, preprocessor, raw library
     sizes, lattice size factors or None, detected genes per cell or None)."""
     x, genes, cells = as_matrix(data, layer)
+    check_values(x, None, "the expression data", genes=genes, cells=cells, allow_negative=True)
+    kind = _kind(input_kind, [x], data, layer, "the expression data")
     check_values(x, likelihood, "the expression data", genes=genes, cells=cells)
     lab = read_labels(data, labels, cells)
-    pre = Preprocessor(likelihood, transform).fit(x)
+    pre = Preprocessor(likelihood, transform, kind=kind).fit(x)
     y = pre.transform_data(x)
     raw_library = np.asarray(x.sum(axis=1)).ravel()
     sizes = pre.fitted_sizes
-    detected = np.asarray((x > 0).sum(axis=1)).ravel() if pre.lattice else None
+    detected = np.asarray((x > 0).sum(axis=1)).ravel() if sizes is not None else None
     return y, genes, lab, pre, raw_library, sizes, detected
 
 
-def _backed_input(src: BackedExpression, labels, likelihood, transform):
+def _backed_input(src: BackedExpression, labels, likelihood, transform, input_kind=None, data=None):
     """As _memory_input, from row chunks of an .h5ad file; the model input is a ChunkedRows."""
     lab = read_labels(src, labels, src.cells)
     step = max(1, min(src.chunk_rows, DENSE_VALUES // src.n_vars))  # rows densified at a time
+    kind = _kind(input_kind, (x for _, x in src.chunks(step)), data, None, str(src.path))
     library, detected = [], []
     for a, x in src.chunks(step):
         check_values(x, likelihood, str(src.path), genes=src.genes, cells=src.cells[a:a + x.shape[0]])
@@ -129,8 +165,8 @@ def _backed_input(src: BackedExpression, labels, likelihood, transform):
     def blocks():
         return (x for _, x in src.chunks(step))
 
-    pre = Preprocessor(likelihood, transform).fit_chunks(blocks)
+    pre = Preprocessor(likelihood, transform, kind=kind).fit_chunks(blocks)
     sizes = pre.fitted_sizes
     y = ChunkedRows(src.rows, src.shape, src.chunk_rows, transform=pre.transform_data)
     return (y, src.genes, lab, pre, np.concatenate(library), sizes,
-            np.concatenate(detected) if pre.lattice else None)
+            np.concatenate(detected) if sizes is not None else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
@@ -17,23 +18,26 @@ from biovae.errors import BiovaeError
 from biovae.expr import samplers
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import open_backed
-from biovae.io.expression import as_matrix, check_values, gene_order
+from biovae.io.expression import as_matrix, check_values, gene_order, get_batches
 
 KIND = "expression"
 LATENT_KEY = "X_biovae"
+NORMALIZED_KEY = "biovae_normalized"
 
 
 class ExpressionModel:
     """Use `biovae.expr.fit(...)` to make one, `ExpressionModel.load(folder)` to read one."""
 
     def __init__(self, vae: VAE, pre: Preprocessor, genes: list[str], label_key: str | None,
-                 labels: list[str] | None):
+                 labels: list[str] | None, batch_key: str | None = None, batches: list[str] | None = None):
         self.vae, self.pre, self.genes = vae, pre, list(genes)
         self.label_key, self.labels = label_key, labels
+        self.batch_key, self.batches = batch_key, batches
+        self.label_style: dict | None = None  # {"categories", "colors"} of the label column (see fit)
 
     @property
     def conditional(self) -> bool:
-        return bool(self.vae.config.conditions)
+        return "label" in (self.vae.config.conditions or {})
 
     # -- data in -------------------------------------------------------------------------------
     def _matrix(self, data, layer=None, source="the data"):
@@ -42,8 +46,36 @@ class ExpressionModel:
         check_values(x, self.pre.likelihood, source, genes=np.asarray(self.genes), cells=cells)
         return x
 
-    def _conditions(self, labels) -> dict | None:
-        return {"label": labels} if self.conditional else None
+    def _conditions(self, labels, batches=None) -> dict | None:
+        out = {"label": labels} if self.conditional else {}
+        if self.batches:
+            out["batch"] = batches
+        return out or None
+
+    def _batch_of(self, adata) -> np.ndarray | None:
+        """The cells' batches from obs[batch_key] (a model fitted with batch_key), else None."""
+        if not self.batches:
+            return None
+        batch = get_batches(adata, self.batch_key)
+        unseen = sorted(set(batch) - set(self.batches))
+        if unseen:
+            raise BiovaeError(f"batch {unseen[0]!r} of column {self.batch_key!r} was not seen when the model was "
+                              "fitted", f"use cells of the batches {', '.join(self.batches[:20])}")
+        return batch
+
+    def _batch_draws(self, batch, k: int, rng) -> list | None:
+        """Batches for k generated cells: the one asked for (checked), or drawn uniformly."""
+        if not self.batches:
+            if batch is not None:
+                raise BiovaeError("this model was fitted without a batch covariate, so it cannot generate per batch",
+                                  "fit with --batch-key, or generate without --batch")
+            return None
+        if batch is None:
+            return list(rng.choice(self.batches, size=k))
+        if str(batch) not in self.batches:
+            raise BiovaeError(f"batch {batch!r} was not seen when the model was fitted",
+                              f"use one of: {', '.join(self.batches[:20])}")
+        return [str(batch)] * k
 
     def _chunked(self, source, source_name: str) -> ChunkedRows:
         """The cells of a BackedExpression as model input read in chunks (genes put in model
@@ -62,11 +94,12 @@ class ExpressionModel:
         """Latent means of the cells, (n, latent_dim); also written to adata.obsm['X_biovae'].
         labels: an obs column name or array (needed by a conditional model; default: the
         model's label column). An AnnData opened with backed="r" is read in row chunks."""
-        cond = None
+        lab = None
         if self.conditional:
             from biovae.io.expression import get_labels
 
-            cond = self._conditions(get_labels(adata, labels if labels is not None else self.label_key))
+            lab = get_labels(adata, labels if labels is not None else self.label_key)
+        cond = self._conditions(lab, self._batch_of(adata))
         if isinstance(adata, ad.AnnData) and adata.isbacked:
             source = open_backed(adata, layer)
             try:
@@ -77,6 +110,36 @@ class ExpressionModel:
             mean, _ = self.vae.encode(self.pre.transform_data(self._matrix(adata, layer, "the data to encode")), cond)
         adata.obsm[LATENT_KEY] = mean
         return mean
+
+    def denoised(self, adata: ad.AnnData, labels=None, layer=None, library_size: float = 1e4) -> np.ndarray:
+        """Denoised, normalised expression (n, genes) float32, like scvi-tools'
+        get_normalized_expression: each cell decoded from its latent mean (the likelihood's
+        expected value, no sampling). Counts and count-like inputs come out per `library_size`
+        counts of the cell (count likelihoods: the decoder's mean at that library; continuous
+        ones: expm1 of the decoded log1p-normalised value); full-length values on their own
+        linear scale (expm1 of the decoded log1p value); log-normalised inputs on their log
+        scale, as given. Also written to adata.layers['biovae_normalized'] when adata has exactly
+        the model's genes, in its order."""
+        mean = self.encode(adata, labels=labels, layer=layer)
+        lab = None
+        if self.conditional:
+            from biovae.io.expression import get_labels
+
+            lab = get_labels(adata, labels if labels is not None else self.label_key)
+        cond = self._conditions(lab, self._batch_of(adata))
+        if self.pre.counts:
+            out = self.vae.decode(mean, cond, library=np.full(len(mean), library_size))
+        else:
+            v = self.vae.decode(mean, cond).astype(np.float64) * self.pre.scale + self.pre.center
+            if self.pre.transform in ("normalize_log1p", "log1p"):
+                v = np.expm1(np.maximum(v, 0.0))
+            if self.pre.transform == "normalize_log1p":
+                v = v * library_size / self.pre.target_sum
+            out = np.maximum(v, 0.0)
+        out = np.asarray(out, dtype=np.float32)
+        if list(map(str, adata.var_names)) == self.genes:  # a layer must cover the data's own genes
+            adata.layers[NORMALIZED_KEY] = out
+        return out
 
     # -- data out ------------------------------------------------------------------------------
     def _requests(self, n: int, labels) -> list[tuple[str | None, int]]:
@@ -97,7 +160,8 @@ class ExpressionModel:
                                   f"use one of: {', '.join(self.labels)}")
         return [(str(lab), int(k)) for lab, k in labels.items() if int(k) > 0]
 
-    def generate(self, n: int = 100, labels=None, method: str = "mixture", seed: int = 0) -> ad.AnnData:
+    def generate(self, n: int = 100, labels=None, method: str = "mixture", seed: int = 0,
+                 batch: str | None = None) -> ad.AnnData:
         """New cells as AnnData (cells x the model's genes) on the input's scale.
 
         labels: None (n shared out evenly over the labels), one label (n of it), or
@@ -109,15 +173,19 @@ class ExpressionModel:
           expression values sampled from the likelihood and mapped back to the input scale, on
           the data's lattice of log-normalised counts when the training data were such (see
           biovae.expr.preprocess).
+        batch: for a model fitted with batch_key, the batch to generate (default: each cell's
+          batch drawn uniformly from the training batches); obs[batch_key] records it.
         obs: 'label' and 'generated' (True).
         """
         if method not in samplers.METHODS:
             raise BiovaeError(f"unknown generation method {method!r}", f"choose one of {', '.join(samplers.METHODS)}")
         rng = np.random.default_rng(seed)
-        blocks, names = [], []
+        blocks, names, drawn = [], [], []
         for lab, k in self._requests(n, labels):
             z = samplers.draw_latent(self, method, lab, k, rng)
-            cond = self._conditions([lab] * k)
+            batches = self._batch_draws(batch, k, rng)
+            drawn += batches or []
+            cond = self._conditions([lab] * k, batches)
             lib = samplers.draw_library(self, lab, k, rng)
             y = self.vae.decode_sample(z, cond, seed=int(rng.integers(2**31)))
             size = samplers.draw_size(self, lab, y, rng)
@@ -125,23 +193,36 @@ class ExpressionModel:
             names += [lab if lab is not None else "all"] * k
         x = np.concatenate(blocks)
         obs = {"label": np.asarray(names, dtype=object), "generated": np.ones(len(names), dtype=bool)}
+        if self.batches:
+            obs[self.batch_key] = np.asarray(drawn, dtype=object)
+        style = self.label_style or {}
+        if self.label_key and self.conditional:  # the label column under its own name and categories
+            obs[self.label_key] = pd.Categorical(names, categories=style.get("categories") or self.labels)
         out = ad.AnnData(X=x, obs=obs)
         out.obs_names = [f"generated_{i}" for i in range(out.n_obs)]
         out.var_names = self.genes
         out.uns["biovae"] = {"method": method, "seed": seed, "likelihood": self.pre.likelihood}
+        if style.get("colors") and self.label_key:
+            out.uns[f"{self.label_key}_colors"] = list(style["colors"])
         return out
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None) -> None:
-        """Write the model folder (engine files + expression metadata), atomically."""
+    def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,
+             force: bool = False) -> None:
+        """Write the model folder (engine files + expression metadata), atomically; a folder
+        biovae did not write is replaced only with `force`."""
         self.vae.metadata = {"kind": KIND, "genes": self.genes, "label_key": self.label_key,
-                             "labels": self.labels, "preprocess": self.pre.to_json()}
+                             "labels": self.labels, "preprocess": self.pre.to_json(),
+                             "batch_key": self.batch_key, "batches": self.batches, "label_style": self.label_style}
         self.vae.state.update(self.pre.arrays())
-        self.vae.save(folder, summary=summary, extras=extras)
+        self.vae.save(folder, summary=summary, extras=extras, force=force)
 
     @classmethod
     def load(cls, folder) -> "ExpressionModel":
         vae = VAE.load_kind(folder, KIND, "biovae fit")
         meta = vae.metadata
         pre = Preprocessor.restore(meta["preprocess"], vae.state)
-        return cls(vae, pre, meta["genes"], meta.get("label_key"), meta.get("labels"))
+        model = cls(vae, pre, meta["genes"], meta.get("label_key"), meta.get("labels"), meta.get("batch_key"),
+                   meta.get("batches"))
+        model.label_style = meta.get("label_style")
+        return model

@@ -4,8 +4,8 @@ Count likelihoods (nb, zinb, poisson) see raw counts; the library size enters th
 Gaussian-type likelihoods see   scale(log1p(normalise(x)))   where each step is chosen by
 `transform` and fitted on the training cells only:
 
-  transform="auto"  raw integer counts -> "normalize_log1p"; non-negative values on a linear
-                    scale (max > 30, e.g. FPKM/TPM) -> "log1p"; anything else (already log) -> "none"
+  transform="auto"  by the input's kind (biovae.expr.kinds, detected or given): counts ->
+                    "normalize_log1p"; full-length TPM/FPKM -> "log1p"; log-normalised -> "none"
   "normalize_log1p" each cell to `target_sum` counts, then log1p
   "log1p"           log1p only
   "none"            as given
@@ -15,6 +15,12 @@ only divided by the standard deviation, so that zeros stay exact zeros.
 
 The inverse brings decoded values back to the input's scale (negative values clipped to 0, as
 expression is non-negative); after "normalize_log1p" it multiplies by a library size per cell.
+Counts come back as whole counts (`integer`; a hurdle's detected values keep at least one): for
+"normalize_log1p" the model sees log1p(k * s_c) with s_c = target / library, the lattice below,
+so they are generated the same way (a size factor drawn at the cell's detected genes, then
+k = round(expm1(v) / s)), which keeps depth and detection consistent within a cell, and
+every gene is capped at its largest training value (`gene_max`): without the cap, full-length
+FPKM cells drawn from a per-cell-scale hurdle reached 10x the real maximum (issue 20).
 
 Log-normalised counts ("lattice"). Data made by normalise-to-total + log1p (scanpy's usual
 .raw, pbmc68k_reduced among them) hold only the values log1p(k * s_c): whole counts k scaled by
@@ -39,6 +45,7 @@ import scipy.sparse as sp
 
 from biovae.engine import likelihoods
 from biovae.errors import BiovaeError
+from biovae.expr import kinds
 
 TRANSFORMS = ("auto", "normalize_log1p", "log1p", "none")
 HURDLES = ("hurdle", "hurdle_cell")  # zeros are exact zeros: scaled, not centred
@@ -83,6 +90,16 @@ def lattice_size_factors_chunks(blocks) -> np.ndarray | None:
     return np.concatenate(sizes)
 
 
+def _column_max(blocks) -> np.ndarray | None:
+    """Per-gene maximum (genes,) float64 over row blocks; None without cells."""
+    top = None
+    for x in blocks:
+        if x.shape[0]:
+            m = np.asarray(x.max(axis=0).toarray()).ravel() if sp.issparse(x) else np.asarray(x).max(axis=0)
+            top = m.astype(np.float64) if top is None else np.maximum(top, m)
+    return top
+
+
 def _dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -97,8 +114,11 @@ class Preprocessor:
     transform: str = "auto"
     target_sum: float = 1e4
     lattice: bool = False
+    kind: str = ""  # biovae.expr.kinds; "" = detected when fitted ("" in models older than kinds)
+    integer: bool = False  # counts modelled on a continuous scale: generated values are whole counts
     center: np.ndarray = field(default=None, repr=False)
     scale: np.ndarray = field(default=None, repr=False)
+    gene_max: np.ndarray = field(default=None, repr=False)  # per-gene maximum of the training cells
 
     @property
     def counts(self) -> bool:
@@ -118,18 +138,20 @@ class Preprocessor:
             raise BiovaeError(f"unknown transform {self.transform!r}", f"choose one of {', '.join(TRANSFORMS)}")
         self.fitted_sizes = None
         if self.counts:
-            self.transform = "none"
+            self.transform, self.kind = "none", self.kind or "counts"
+            self.gene_max = _column_max(blocks())
             return self
+        if not self.kind:
+            self.kind = kinds.detect(blocks())
         if self.transform == "auto":
-            integer, top = True, -np.inf
-            for x in blocks():
-                values = x.data if sp.issparse(x) else np.asarray(x)
-                integer = integer and bool(np.all(np.abs(values - np.round(values)) < 1e-6))
-                top = max(top, float(values.max()) if values.size else 0.0)
-            self.transform = "normalize_log1p" if integer else "log1p" if top > 30 else "none"
+            self.transform = kinds.TRANSFORM.get(self.kind, "none")
             if self.transform == "none" and self.likelihood != "bernoulli":
                 self.fitted_sizes = lattice_size_factors_chunks(blocks())
             self.lattice = self.fitted_sizes is not None
+        self.integer = self.kind == "counts" and self.likelihood != "bernoulli"
+        if self.integer and self.transform == "normalize_log1p":  # log1p(k * target / library): a lattice too
+            self.fitted_sizes = self.target_sum / np.maximum(np.concatenate(
+                [np.asarray(x.sum(axis=1)).ravel() for x in blocks()]), 1.0)
         n, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
         for x in blocks():  # per-gene moments, merged over blocks (Chan et al.'s pairwise update)
             y = self._forward(x)
@@ -146,6 +168,7 @@ class Preprocessor:
                 m2 = m2 + m2b + delta ** 2 * n * len(y) / total
                 n = total
         std = np.sqrt(m2 / n)
+        self.gene_max = _column_max(blocks())
         if self.likelihood == "bernoulli":
             self.center, self.scale = low, np.maximum(high - low, 1e-6)
         elif self.likelihood in HURDLES:  # scale only, so that zeros stay exact zeros
@@ -178,15 +201,25 @@ class Preprocessor:
         size: per-cell size factors (n,) of a `lattice` model; when given, the values are put on
         the lattice log1p(k * size) (see the module's docstring)."""
         if self.counts:
-            return y.astype(np.float32)
+            return (y if self.gene_max is None else np.minimum(y, self.gene_max)).astype(np.float32)
         v = y.astype(np.float64) * self.scale + self.center
         if self.lattice and size is not None:
             return self._on_lattice(y, v, np.asarray(size, dtype=np.float64).reshape(-1, 1))
+        if self.integer and size is not None and self.transform == "normalize_log1p":
+            k = self.lattice_counts(y, v, np.asarray(size, dtype=np.float64).reshape(-1, 1))
+            return (k if self.gene_max is None else np.minimum(k, self.gene_max)).astype(np.float32)
         if self.transform in ("normalize_log1p", "log1p"):
             v = np.expm1(np.maximum(v, 0.0))
         if self.transform == "normalize_log1p" and library is not None:
             v = v / self.target_sum * np.asarray(library, dtype=np.float64).reshape(-1, 1)
-        return np.maximum(v, 0.0).astype(np.float32)
+        v = np.maximum(v, 0.0)
+        if self.integer:  # whole counts; a hurdle's detected values keep at least one
+            v = np.round(v)
+            if self.likelihood in HURDLES:
+                v = np.where(y != 0, np.maximum(v, 1.0), 0.0)
+        if self.gene_max is not None:  # never beyond what the training cells show
+            v = np.minimum(v, self.gene_max)
+        return v.astype(np.float32)
 
     def lattice_counts(self, y: np.ndarray, v: np.ndarray, size: np.ndarray) -> np.ndarray:
         """Whole counts k (n, genes) for model-scale y / input-scale v at size factors (n, 1).
@@ -197,17 +230,25 @@ class Preprocessor:
         return k
 
     def _on_lattice(self, y, v, size) -> np.ndarray:
-        return np.log1p(self.lattice_counts(y, v, size) * size).astype(np.float32)
+        k = self.lattice_counts(y, v, size)
+        if self.gene_max is not None:  # the largest whole count under the gene's maximum (a detected value keeps 1)
+            top = np.floor(np.expm1(self.gene_max) / size * 1.002 + LATTICE_TOLERANCE)  # stored values are rounded
+            k = np.where(k > 0, np.maximum(np.minimum(k, top), 1.0), 0.0)
+        return np.log1p(k * size).astype(np.float32)
 
     # -- storage with the model ----------------------------------------------------------------
     def to_json(self) -> dict:
         d = asdict(self)
-        d.pop("center"), d.pop("scale")
+        d.pop("center"), d.pop("scale"), d.pop("gene_max")
         return d
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {} if self.center is None else {"pre.center": self.center, "pre.scale": self.scale}
+        out = {} if self.center is None else {"pre.center": self.center, "pre.scale": self.scale}
+        if self.gene_max is not None:
+            out["pre.gene_max"] = self.gene_max
+        return out
 
     @classmethod
     def restore(cls, doc: dict, state: dict[str, np.ndarray]) -> "Preprocessor":
-        return cls(**doc, center=state.get("pre.center"), scale=state.get("pre.scale"))
+        return cls(**doc, center=state.get("pre.center"), scale=state.get("pre.scale"),
+                   gene_max=state.get("pre.gene_max"))

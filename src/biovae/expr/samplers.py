@@ -11,7 +11,8 @@ What they need is fitted once at the end of training and saved with the model as
 ("gmm.<label index>.*", "post.<label index>.*", "lib.<label index>", and for lattice models
 "size.<label index>").
 
-Size factors (lattice models only, see expr.preprocess): a cell's size factor s = target / total
+Size factors (lattice models, and counts modelled on a continuous scale, whose log1p(k * target /
+library) is the same lattice; see expr.preprocess): a cell's size factor s = target / total
 counts falls as its number of detected genes rises (log-log correlation -0.83 on
 pbmc68k_reduced; it is the same sequencing depth seen twice). So log s is regressed on
 log(detected genes) of the training cells: one slope pooled within labels, one intercept per
@@ -37,11 +38,13 @@ def _groups(labels: np.ndarray | None, known: list[str] | None):
 
 
 def fit(vae, x: np.ndarray, raw_library: np.ndarray, labels: np.ndarray | None, known: list[str] | None,
-        seed: int, sizes: np.ndarray | None = None, detected: np.ndarray | None = None) -> None:
+        seed: int, sizes: np.ndarray | None = None, detected: np.ndarray | None = None,
+        cond: dict | None = None) -> None:
     """Store the samplers' state in vae.state. x: model-scale training cells (n, genes);
     raw_library: their input-scale totals (n,); labels: (n,) str or None; sizes / detected:
-    size factors and detected-gene counts (n,) of the cells of a lattice model, else None."""
-    cond = None if labels is None else {"label": labels}
+    size factors and detected-gene counts (n,) of the cells of a lattice model, else None;
+    cond: the cells' conditions as given to the VAE (default: the labels)."""
+    cond = cond if cond is not None else (None if labels is None else {"label": labels})
     mean, logvar = vae.encode(x, cond)
     rng = np.random.default_rng(seed)
     for i, idx in _groups(labels, known):
@@ -56,7 +59,7 @@ def fit(vae, x: np.ndarray, raw_library: np.ndarray, labels: np.ndarray | None, 
         vae.state[f"post.{i}.mean"] = mean[keep]
         vae.state[f"post.{i}.logvar"] = logvar[keep]
         logs = np.log(np.maximum(raw_library[idx], 1e-12))
-        vae.state[f"lib.{i}"] = np.array([logs.mean(), logs.std()])
+        vae.state[f"lib.{i}"] = np.array([logs.mean(), logs.std(), logs.min(), logs.max()])
     if sizes is not None:
         _fit_sizes(vae, np.log(sizes), np.log(np.maximum(detected, 1)), labels, known)
 
@@ -98,8 +101,9 @@ def draw_latent(model, method: str, label: str | None, n: int, rng: np.random.Ge
 
 def draw_size(model, label: str | None, y: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """Size factors (n,) for decoded model-scale cells y (n, genes) of `label`; None unless the
-    model is a lattice model. Detected genes are counted at the label's typical size factor."""
-    if not model.pre.lattice:
+    model is a lattice model or models counts on a continuous scale (`pre.integer`, where
+    s = target / library). Detected genes are counted at the label's typical size factor."""
+    if not (model.pre.lattice or model.pre.integer) or f"size.{_index(model, label)}" not in model.vae.state:
         return None
     a, b, sd, mean_s = model.vae.state[f"size.{_index(model, label)}"]
     v = y.astype(np.float64) * model.pre.scale + model.pre.center
@@ -109,9 +113,13 @@ def draw_size(model, label: str | None, y: np.ndarray, rng: np.random.Generator)
 
 
 def draw_library(model, label: str | None, n: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Per-cell totals (n,) on the input scale, log-normal per label; None when the
+    """Per-cell totals (n,) on the input scale, log-normal per label and kept within the label's
+    training range (models saved before that range was stored are not clipped); None when the
     preprocessing does not need one (only library-normalised Gaussian models do)."""
     if model.pre.transform != "normalize_log1p":
         return None
-    mu, sd = model.vae.state[f"lib.{_index(model, label)}"]
-    return np.exp(rng.normal(mu, sd, size=n))
+    params = model.vae.state[f"lib.{_index(model, label)}"]
+    logs = rng.normal(params[0], params[1], size=n)
+    if len(params) >= 4:
+        logs = np.clip(logs, params[2], params[3])
+    return np.exp(logs)

@@ -8,9 +8,9 @@ mean-patch baseline) -> anomaly scores per object -> PNG grids -> one folder, wr
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -18,14 +18,12 @@ from scipy import ndimage as ndi
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError, require
 from biovae.images.model import ImageModel
-from biovae.io.atomic import atomic_dir, output_lock
+from biovae.images.settings import ImageSettings
+from biovae.engine.fit_notes import training_notes
+from biovae.io.atomic import atomic_dir
+from biovae.io.outputs import output_folder
 from biovae.io.images import Patches, image_patches, read_image_pair
 
-# beta 0.1: with the per-pixel Bernoulli likelihood on dim intensities (nuclei ~0.3 after scaling) the
-# KL term at beta 1 outweighs the reconstruction and blurs it; on 25 held-out nuclei of img2d.tif,
-# 60 epochs: SSIM 0.896 at beta 0.1, 0.884 at 0.3, 0.859 at 1 (mean patch 0.840). Scores use beta 1.
-DEFAULTS = dict(latent_dim=16, channels=(8, 16, 32, 64), hidden=(256,), likelihood="bernoulli", beta=0.1,
-                copies=8, epochs=60, batch_size=64, lr=2e-3)
 FILES = {"reconstructions": "reconstructions.png", "interpolation": "interpolation.png",
          "traversal": "traversal.png", "anomalies": "anomalies.png", "scores": "scores.tsv"}
 
@@ -50,31 +48,31 @@ def augment(images: np.ndarray, copies: int, seed: int, fill: float = 0.0) -> np
     return np.concatenate(out)
 
 
-def fit(patches: Patches, *, latent_dim: int = 16, channels: Sequence[int] = (8, 16, 32, 64),
-        hidden: Sequence[int] = (256,), likelihood: str = "bernoulli", beta: float = 0.1, norm: str = "batch",
-        copies: int = 8, epochs: int = 60, batch_size: int = 64, lr: float = 2e-3, warmup_fraction: float = 0.2,
-        seed: int = 0, device: str = "cpu", progress: bool = True) -> ImageModel:
+def fit(patches: Patches, settings: ImageSettings | None = None, **changes) -> ImageModel:
     """Fit a convolutional VAE to object patches (from biovae.io.images.image_patches).
 
-    likelihood: "bernoulli" (default; for intensities in [0, 1], -log p is the pixel-wise binary
-      cross-entropy), "normal" (Gaussian with a learned per-pixel scale) or "gaussian" (unit
-      variance: squared error). channels: the encoder's conv channels, one halving of the patch
-      per entry (the patch size must be divisible by 2 ** len(channels)); hidden: dense layers
-      after them. copies: patches per object after augmentation (1 = none). Training runs all
-      `epochs` (no validation split: augmented copies of one object would leak into it).
+    settings: an ImageSettings (its model and training fields are used), with `changes` (any of
+    its field names, e.g. epochs=12) applied on top. likelihood: "bernoulli" (default; for
+    intensities in [0, 1], -log p is the pixel-wise binary cross-entropy), "normal" (Gaussian
+    with a learned per-pixel scale) or "gaussian" (unit variance: squared error). channels: the
+    encoder's conv channels, one halving of the patch per entry (the patch size must be divisible
+    by 2 ** len(channels)); hidden: dense layers after them. copies: patches per object after
+    augmentation (1 = none). Training runs all `epochs` (no validation split: augmented copies
+    of one object would leak into it).
     """
+    s = _settings(settings, changes)
     require(isinstance(patches, Patches), "fit takes Patches from biovae.io.images.image_patches")
     require(len(patches) >= 2, f"need at least 2 object patches to fit, got {len(patches)}")
     size = patches.size
-    step = 2 ** len(channels)
+    step = 2 ** len(s.channels)
     if size % step:
-        raise BiovaeError(f"patch size {size} cannot be halved {len(channels)} times (one per conv channel entry)",
+        raise BiovaeError(f"patch size {size} cannot be halved {len(s.channels)} times (one per conv channel entry)",
                           f"use a patch size divisible by {step}, or fewer --channels")
-    x = augment(patches.images, copies, seed, fill=patches.background).reshape(len(patches) * copies, -1)
-    vae = VAE(size * size, likelihood=likelihood, latent_dim=latent_dim, hidden=hidden, norm=norm, beta=beta,
-              network="conv", image_shape=(size, size), conv_channels=channels, seed=seed)
-    vae.fit(x, epochs=epochs, batch_size=batch_size, lr=lr, validation_split=0.0, warmup_fraction=warmup_fraction,
-            seed=seed, device=device, progress=progress)
+    x = augment(patches.images, s.copies, s.seed, fill=patches.background).reshape(len(patches) * s.copies, -1)
+    vae = VAE(size * size, likelihood=s.likelihood, latent_dim=s.latent_dim, hidden=s.hidden, norm=s.norm,
+              beta=s.beta, network="conv", image_shape=(size, size), conv_channels=s.channels, seed=s.seed)
+    vae.fit(x, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, validation_split=0.0,
+            warmup_fraction=s.warmup_fraction, seed=s.seed, device=s.device, progress=s.progress)
     model = ImageModel(vae, patches.options or {"size": size})
     model.remember_training(patches.flat())
     return model
@@ -91,39 +89,43 @@ def split_objects(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-def run(image, mask, out, *, size: int = 64, holdout: float = 0.0, normalize: str = "image", isolate: str = "object",
-        edge: str = "pad", seed: int = 0, progress: bool = True, **options) -> dict:
+def run(image, mask, out, settings: ImageSettings | None = None, *, force: bool = False) -> dict:
     """The `biovae fit-images` workflow: TIFF image + instance mask -> model folder `out`.
 
-    options: keyword arguments of `fit` (epochs, latent_dim, channels, likelihood, ...).
-    out/ holds the model files, summary.json, scores.tsv (one row per object: id, centroid,
-    area, split, anomaly scores) and reconstructions/interpolation/traversal/anomalies PNGs.
-    Returns the summary (also in out/summary.json). `out` is complete or left as it was, and
-    OUT.lock keeps a second run from writing to it at the same time.
+    settings: an ImageSettings (defaults when None). out/ holds the model files, summary.json,
+    scores.tsv (one row per object: id, centroid, area, split, anomaly scores) and
+    reconstructions/interpolation/traversal/anomalies PNGs. Returns the summary (also in
+    out/summary.json). `out` is complete or left as it was, and OUT.lock keeps a second run from
+    writing to it at the same time. An existing OUT that biovae did not write is refused unless
+    `force` (biovae.io.outputs).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BiovaeError(f"output {out} exists and is a file", "give a folder path with -o")
-    unknown = set(options) - set(DEFAULTS) - {"norm", "warmup_fraction", "device"}
-    require(not unknown, f"unknown fit options: {', '.join(sorted(unknown))}")
-    with output_lock(out):
-        return _run(image, mask, out, size, holdout, normalize, isolate, edge, seed, progress, options)
+    s = settings or ImageSettings()
+    with output_folder(out, [image, mask], force) as out:
+        return _run(image, mask, out, s, force)
 
 
-def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, progress, options) -> dict:
+def _settings(settings: ImageSettings | None, changes: dict) -> ImageSettings:
+    known = {f.name for f in dataclasses.fields(ImageSettings)}
+    unknown = set(changes) - known
+    require(not unknown, f"unknown image settings: {', '.join(sorted(unknown))}",
+            f"use fields of biovae.images.ImageSettings: {', '.join(sorted(known))}")
+    return dataclasses.replace(settings or ImageSettings(), **changes)
+
+
+def _run(image, mask, out: Path, s: ImageSettings, force: bool) -> dict:
     img, labels = read_image_pair(image, mask)
-    patches = image_patches(img, labels, size, normalize=normalize, isolate=isolate, edge=edge)
-    train_idx, held_idx = split_objects(len(patches), holdout, seed)
+    patches = image_patches(img, labels, s.size, normalize=s.normalize, isolate=s.isolate, edge=s.edge)
+    train_idx, held_idx = split_objects(len(patches), s.holdout, s.seed)
     train = patches.subset(train_idx)
 
     t0 = time.perf_counter()
-    model = fit(train, seed=seed, progress=progress, **{**DEFAULTS, **options})
+    model = fit(train, s)
     seconds = time.perf_counter() - t0
 
     quality = {"train": model.quality(train)}
     if len(held_idx):
         quality["held_out"] = model.quality(patches.subset(held_idx))
-    scores = model.scores(patches, seed=seed)
+    scores = model.scores(patches, seed=s.seed)
     scores.insert(4, "split", np.where(np.isin(np.arange(len(patches)), held_idx), "held_out", "train"))
     h = model.vae.history
     summary = {
@@ -131,15 +133,15 @@ def _run(image, mask, out: Path, size, holdout, normalize, isolate, edge, seed, 
         "objects": int(len(np.unique(labels)) - 1), "patches": len(patches), "skipped": len(patches.skipped),
         "skipped_objects": {str(k): v for k, v in patches.skipped.items()},
         "train_objects": len(train_idx), "held_out_objects": len(held_idx),
-        "patch": patches.options, "model": {k: (list(v) if isinstance(v, tuple) else v)
-                                            for k, v in {**DEFAULTS, **options}.items()},
+        "patch": patches.options, "model": s.model_dict(),
         "epochs_trained": len(h), "final_train_loss": h[-1]["train_loss"], "fit_seconds": round(seconds, 2),
-        "quality": quality, "seed": seed, "files": dict(FILES),
+        "quality": quality, "seed": s.seed, "files": dict(FILES),
+        "notes": training_notes(h, s.beta),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, force=force) as tmp:
         model.save(tmp, summary=summary)
         scores.to_csv(tmp / FILES["scores"], sep="\t", index=False, float_format="%.6g")
-        _plots(model, patches, held_idx, scores, tmp, seed)
+        _plots(model, patches, held_idx, scores, tmp, s.seed)
         _report(tmp, summary, h)
     return summary
 
@@ -150,7 +152,8 @@ def headline(summary: dict) -> str:
     which = "held-out" if "held_out" in summary["quality"] else "training"
     return (f"{summary['patches']} objects ({summary['skipped']} skipped), {summary['epochs_trained']} epochs in "
             f"{summary['fit_seconds']:.0f} s; {which} SSIM {q['ssim']:.3f} (mean patch {q['baseline_ssim']:.3f}), "
-            f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f})")
+            f"r {q['corr']:.3f} (mean patch {q['baseline_corr']:.3f})"
+            + "".join(f"; WARNING: {note}" for note in summary.get("notes", [])))
 
 
 def _report(folder: Path, summary: dict, history: list[dict]) -> None:

@@ -9,9 +9,13 @@ scores). The model folder is the engine's (safetensors + JSON); config.json's me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 
+from biovae.engine import state
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.images import metrics
@@ -19,6 +23,31 @@ from biovae.io.images import Patches, image_patches
 
 KIND = "images"
 PATCH_OPTIONS = ("size", "normalize", "percentiles", "isolate", "edge")
+
+
+@dataclass
+class TrainingPatches(state.Record):
+    """What an image model keeps of its training patches: the mean patch (H * W,), the baseline
+    of reconstruction quality, and the Gaussian of their latent means (centre (d,), precision
+    (d, d)), for Mahalanobis scores."""
+
+    namespace: ClassVar[str] = "images"
+    mean_patch: np.ndarray
+    latent_mean: np.ndarray
+    latent_precision: np.ndarray
+
+    def mahalanobis(self, z: np.ndarray) -> np.ndarray:
+        """Distance (n,) of latent points z (n, d) to the training latent Gaussian."""
+        d = np.asarray(z, dtype=np.float64) - self.latent_mean
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.latent_precision, d), 0.0))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"mean_patch": self.mean_patch, "latent_mean": self.latent_mean,
+                "latent_precision": self.latent_precision}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TrainingPatches":
+        return cls(arrays["mean_patch"], arrays["latent_mean"], arrays["latent_precision"])
 
 
 class ImageModel:
@@ -69,7 +98,7 @@ class ImageModel:
 
     def mean_patch(self) -> np.ndarray:
         """The mean training patch (H, W): the baseline reconstruction."""
-        return self.vae.state["images.mean_patch"].reshape(self.shape)
+        return self.training.mean_patch.reshape(self.shape)
 
     def quality(self, data) -> dict:
         """Reconstruction quality of the patches, means over patches: ssim and corr (Pearson) of
@@ -91,24 +120,29 @@ class ImageModel:
         x = self.rows(data)
         terms = self.vae.elbo(x, seed=seed)
         mean, logvar = terms["mean"], terms["logvar"]
-        centre, prec = self.vae.state["images.latent_mean"], self.vae.state["images.latent_precision"]
-        d = mean - centre
         frame = {} if not isinstance(data, Patches) else {
             "id": data.ids, "row": data.centroids[:, 0].round(2), "col": data.centroids[:, 1].round(2),
             "area": data.areas}
         frame.update({"neg_elbo": -terms["elbo"], "recon_error": terms["mse"],
                       "mean_encoder_variance": np.exp(logvar).mean(1),
-                      "latent_mahalanobis": np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, prec, d), 0))})
+                      "latent_mahalanobis": self.training.mahalanobis(mean)})
         return pd.DataFrame(frame)
 
     def remember_training(self, x: np.ndarray) -> None:
         """Store what scoring and quality need from the training patches x (n, H * W)."""
-        self.vae.state["images.mean_patch"] = x.mean(0).astype(np.float32)
         mean, _ = self.vae.encode(x)
         cov = np.cov(mean, rowvar=False).reshape(mean.shape[1], mean.shape[1])
         cov += 1e-6 * np.eye(len(cov)) * max(np.trace(cov) / len(cov), 1e-12)  # a near-flat dimension stays finite
-        self.vae.state["images.latent_mean"] = mean.mean(0)
-        self.vae.state["images.latent_precision"] = np.linalg.inv(cov)
+        state.put(self.vae.state, TrainingPatches(x.mean(0).astype(np.float32), mean.mean(0), np.linalg.inv(cov)))
+
+    @property
+    def training(self) -> TrainingPatches:
+        """The training patches' record (see TrainingPatches), saved with the model."""
+        record = state.get(self.vae.state, TrainingPatches)
+        if record is None:
+            raise BiovaeError("this image model holds no training-patch statistics",
+                              "fit it with biovae.images.fit or `biovae fit-images`")
+        return record
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, folder, summary: dict | None = None) -> None:

@@ -29,8 +29,14 @@ from typing import Iterator
 
 from biovae.errors import BiovaeError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _umask() -> int:
+    """The process's umask now (read by setting it and putting it back)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
 
 # errno values that mean "the disk (or the process's file-size allowance) is full"
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -39,6 +45,16 @@ _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|File too large|errno = 2[78]\b"
                         r"|os error 2[78]\b|\d+ requested and \d+ written")
 _TAKEOVER_STALE_S = 60.0  # a takeover guard older than this was left by a process that died in it
+MARKER = ".biovae-output"  # in every folder atomic_dir completes: biovae may replace that folder later
+
+
+def folder_is_ours(path: str | os.PathLike) -> bool:
+    """True for a folder biovae may replace: it holds the marker file, or it is empty."""
+    path = Path(path)
+    try:
+        return (path / MARKER).is_file() or not any(path.iterdir())
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -65,8 +81,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers) make 0600; outputs follow the umask
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -77,13 +93,16 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; on success it replaces `path`.
 
-    An existing folder at `path` is swapped out only after the new one is complete, so an
-    interrupted or failed run (disk full: BiovaeError) leaves the old results (or nothing) in
-    place and no temporary folder behind. On a non-zero rank of a distributed run the folder is
-    scratch, dropped afterwards: only rank 0 writes outputs.
+    An existing folder at `path` is replaced only when biovae wrote it (it holds MARKER), it is
+    empty, or `force` is set; anything else raises BiovaeError before anything is written. The
+    completed folder gets MARKER, and every file and folder in it the user's umask. An existing
+    folder is swapped out only after the new one is complete, so an interrupted or failed run
+    (disk full: BiovaeError) leaves the old results (or nothing) in place and no temporary folder
+    behind. On a non-zero rank of a distributed run the folder is scratch, dropped afterwards:
+    only rank 0 writes outputs.
     """
     if not is_main_process():
         with _scratch() as folder:
@@ -92,14 +111,19 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BiovaeError(f"output {path} exists and is a file", "give a folder path for the output")
+    if path.is_dir() and not force and not folder_is_ours(path):
+        raise BiovaeError(f"output folder {path} exists, is not empty and was not written by biovae (no {MARKER})",
+                          "choose a new output folder, or pass force / --force to replace it")
     _ensure_parent(path)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
+        (tmp / MARKER).write_text(json.dumps({"written_by": "biovae"}) + "\n")
+        _apply_umask(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -117,6 +141,19 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if converted is not None:
             raise converted from None
         raise
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give every file (0666) and folder (0777) under `folder` the user's umask: some writers
+    (safetensors, mkstemp) create files 0600, which labmates then cannot read."""
+    mask = _umask()
+    for root, dirs, names in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for n in names:
+            full = os.path.join(root, n)
+            if not os.path.islink(full):
+                os.chmod(full, 0o666 & ~mask)
 
 
 @contextlib.contextmanager

@@ -18,17 +18,19 @@ import scipy.sparse as sp
 
 from biovae.errors import BiovaeError, require
 from biovae.io.atomic import atomic_file
+from biovae.io.matrix_files import read_10x_h5, read_loom
 from biovae.io.mtx import read_mtx
 
 # Likelihoods whose data must be non-negative integers (see biovae.engine.likelihoods).
 COUNT_LIKELIHOODS = frozenset({"poisson", "nb", "zinb"})
-_FORMATS = ".h5ad, .csv, .tsv, .txt (optionally .gz) or a 10x folder with matrix.mtx[.gz]"
+_FORMATS = ".h5ad, .loom, a 10x .h5, .csv, .tsv, .txt (optionally .gz) or a 10x folder with matrix.mtx[.gz]"
 
 
 def read_expression(path, genes_in_rows: bool = False, layer: str | None = None) -> ad.AnnData:
     """Read an expression matrix into an AnnData of shape (cells, genes).
 
-    path: .h5ad file; .csv / .tsv / .txt table (optionally .gz) with a header row and an index
+    path: .h5ad file; a 10x Genomics .h5 (Cell Ranger) or .loom file (scverse readers, see
+        biovae.io.matrix_files); .csv / .tsv / .txt table (optionally .gz) with a header row and an index
         column, cells in rows unless `genes_in_rows`; or a 10x folder (or its matrix.mtx[.gz])
         holding matrix.mtx, barcodes.tsv and features.tsv or genes.tsv (each optionally .gz).
     layer: for .h5ad only, a layer to put in X instead of X; "raw" takes `.raw.X` and its genes.
@@ -42,6 +44,11 @@ def read_expression(path, genes_in_rows: bool = False, layer: str | None = None)
         adata = _read_10x(path if path.is_dir() else path.parent)
     elif name.endswith(".h5ad"):
         adata = _read_h5ad(path, layer)
+    elif name.endswith((".h5", ".loom")):
+        adata = read_10x_h5(path) if name.endswith(".h5") else read_loom(path)
+        if layer is not None:
+            X, genes, _ = as_matrix(adata, layer)
+            adata = ad.AnnData(X=X, obs=adata.obs.copy(), var=pd.DataFrame(index=pd.Index(genes)))
     elif name.removesuffix(".gz").endswith((".csv", ".tsv", ".txt")):
         require(layer is None, f"{path}: layers exist only in .h5ad files", "drop the layer option")
         adata = _read_table(path, genes_in_rows)
@@ -182,6 +189,22 @@ def get_labels(adata: ad.AnnData, key) -> np.ndarray:
             "fill in a label for every cell, or remove the unlabelled cells",
         )
     return np.array([str(v) for v in raw], dtype=object)
+
+
+def get_batches(data, batch_key: str | None) -> np.ndarray | None:
+    """Batches (n,) str from the obs column `batch_key`; None without one. The column must
+    exist and name a batch for every cell."""
+    if batch_key is None:
+        return None
+    obs = getattr(data, "obs", None)  # AnnData or a backed reader
+    obs = obs if isinstance(obs, pd.DataFrame) else pd.DataFrame()
+    require(batch_key in obs.columns, f"batch column {batch_key!r} is not in the data's cell annotations",
+            f"choose one of: {', '.join(map(str, obs.columns)) or 'none available'}")
+    values = obs[batch_key]
+    empty = np.flatnonzero(pd.isna(values).to_numpy() | (values.astype(str).str.strip() == "").to_numpy())
+    require(empty.size == 0, f"batch column {batch_key!r} is empty or NaN for {empty.size} cell(s), the first is "
+            f"{str(obs.index[empty[0]]) if empty.size else ''!r}", "give every cell a batch, or drop the unbatched cells")
+    return values.astype(str).to_numpy().astype(object)
 
 
 def align_genes(adata: ad.AnnData, genes, source: str = "the new data") -> ad.AnnData:

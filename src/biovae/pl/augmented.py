@@ -43,8 +43,8 @@ def augmented(
     require(method in ("pca", "tsne", "umap"), f"unknown embedding method {method!r}",
             "choose 'pca', 'tsne' or 'umap'")
     rng = np.random.default_rng(seed)
-    R, genes = _dense(real, layer)
-    G, gen_genes = _dense(generated, generated_layer)
+    R, genes = dense_matrix(real, layer)
+    G, gen_genes = dense_matrix(generated, generated_layer)
     if list(gen_genes) != list(genes):
         G = G[:, gene_order(gen_genes, genes, "the generated cells")]
     keep_r, keep_g = _cap(len(R), max_cells, rng), _cap(len(G), max_cells, rng)
@@ -107,14 +107,16 @@ def embed(R: np.ndarray, G: np.ndarray, method: str = "pca", seed: int = 0):
     return reducer.fit_transform(Z), ("UMAP 1", "UMAP 2")
 
 
-def save_figure(fig: Figure, path) -> None:
-    """Save `fig` atomically to `path`; the format (PNG, PDF or SVG) follows the extension."""
+def save_figure(fig: Figure, path, dpi: int = 150) -> None:
+    """Save `fig` atomically to `path`; the format (PNG, PDF or SVG) follows the extension. The
+    file names biovae as its writer (so a later run may replace it, see biovae.io.outputs)."""
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise BiovaeError(f"cannot tell the image format of {path}", "end the name in .png or .pdf")
+    metadata = {"Software": "biovae"} if fmt == "png" else {"Creator": "biovae"}
     with atomic_file(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150)
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
 
 
 def _by_label(ax, coords, labels, source) -> None:
@@ -146,7 +148,8 @@ def _dot(colour, label: str) -> Line2D:
     return Line2D([], [], ls="", marker="o", markersize=6, color=colour, label=label)
 
 
-def _dense(adata: ad.AnnData, layer: str | None):
+def dense_matrix(adata: ad.AnnData, layer: str | None):
+    """The (layer of the) AnnData as a dense float64 matrix, with its gene names."""
     X, genes, _ = as_matrix(adata, layer)
     return (X.toarray() if sp.issparse(X) else X).astype(np.float64), genes
 

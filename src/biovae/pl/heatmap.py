@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from biovae.errors import require
 from biovae.evaluate.generation import pearson
 from biovae.io.expression import gene_order, get_labels
-from biovae.pl.augmented import _dense, save_figure
+from biovae.pl.augmented import dense_matrix, save_figure
 
 
 def heatmap(
@@ -29,8 +29,8 @@ def heatmap(
     layer / generated_layer: which matrix of each to use. save: .png/.pdf/.svg, atomic.
     """
     require(n_genes >= 1, f"n_genes must be at least 1, got {n_genes}")
-    R, genes = _dense(real, layer)
-    G, gen_genes = _dense(generated, generated_layer)
+    R, genes = dense_matrix(real, layer)
+    G, gen_genes = dense_matrix(generated, generated_layer)
     if list(gen_genes) != list(genes):
         G = G[:, gene_order(gen_genes, genes, "the generated cells")]
     top = np.argsort(-R.var(0), kind="stable")[: min(n_genes, R.shape[1])]

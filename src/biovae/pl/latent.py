@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from biovae.errors import require
-from biovae.io.atomic import atomic_file
+from biovae.pl.augmented import save_figure
 
 MAX_POINTS = 10_000
 _GREY = (0.75, 0.75, 0.75, 0.6)
@@ -94,8 +94,7 @@ def plot_latent(latent, bins, truth=None, path=None, *, max_points: int = MAX_PO
     shown = f"{len(rows):,} of {n:,} sequences" if len(rows) < n else f"{n:,} sequences"
     fig.suptitle(f"{title} ({shown})" if title else f"Latent space, {shown}")
     if path is not None:
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format="png")
+        save_figure(fig, path, dpi=fig.dpi)
     return fig
 
 

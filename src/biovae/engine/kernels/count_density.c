@@ -1,20 +1,14 @@
 /* NB / ZINB per-sample log-likelihood and its gradient in one pass over (batch, features) floats:
    the CPU kernel behind biovae.engine.count_density (formulas in that module's docstring).
    Plain C, called through ctypes; compiled on first use by biovae.engine.kernel_build with
-   -O3 -ffast-math so the loops vectorise (glibc's vector logf/expf); target_clones picks the
-   AVX-512, AVX2 or baseline build of each row loop at run time, so one cached library serves
-   any x86-64 CPU. Counts up to 8 take exact finite forms of the lgamma and digamma differences;
+   -O3 -ffast-math so the loops vectorise (glibc's vector logf/expf), once per instruction set
+   (baseline, AVX2, AVX-512: biovae.engine.backends picks the one the CPU runs, or the one
+   BIOVAE_KERNEL_ISA names; the AVX-512 build lists non-zero counts with vpcompressd). Counts up to 8 take exact finite forms of the lgamma and digamma differences;
    larger counts their shifted asymptotic series (y >= 1), so that both vectorise too; relative
    error against float64 below 2e-6 (tests/test_likelihoods.py). */
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
-/* the row loops must be inlined into each clone, or every clone calls one baseline build */
 #define INLINE static inline __attribute__((always_inline))
 
 #define EPS 1e-8f
@@ -91,16 +85,15 @@ static inline void gather_scalar(const float *restrict x, int32_t *restrict sj, 
   *ns_io = ns;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #define PAD 16 /* each list may be written up to 16 entries past its end */
+#if defined(__AVX512F__)
+#include <immintrin.h>
 /* 16 counts at a time: compare into masks, compress the indices in a register, store all 16 and
    advance each cursor by its mask's count. The register form of vpcompressd, not the store form,
    which Zen 4 runs microcoded at about a hundred cycles. The scalar loop (its two stores per
    count wait on its cursors) was about half of each row loop's own time (perf, Zen 4 EPYC);
-   benchmarks/likelihood_speed.py times both (count_density.scalar_gather). */
-__attribute__((target("avx512f,popcnt"))) static void gather_avx512(const float *restrict x, Gathered *s,
-                                                                    int64_t f) {
+   benchmarks/likelihood_speed.py times the AVX-512 and AVX2 builds. */
+static void gather(const float *restrict x, Gathered *s, int64_t f) {
   int64_t n = 0, ns = 0, j = 0;
   const __m512 zero = _mm512_setzero_ps(), small = _mm512_set1_ps((float)SMALL);
   const __m512i step = _mm512_set1_epi32(16);
@@ -119,30 +112,14 @@ __attribute__((target("avx512f,popcnt"))) static void gather_avx512(const float 
   s->n = n;
   s->ns = ns;
 }
-static int use_avx512(void) {
-  static int known = -1;
-  if (known < 0) known = __builtin_cpu_supports("avx512f") != 0;
-  return known;
-}
 #else
-#define PAD 0
-static int use_avx512(void) { return 0; }
-static void gather_avx512(const float *x, Gathered *s, int64_t f) { (void)x; (void)s; (void)f; }
-#endif
-
-static int gather_mode = 1; /* 1: the AVX-512 gather where the CPU has it; 0: the scalar loop */
-void count_set_gather(int64_t mode) { gather_mode = (int)mode; }
-
 static void gather(const float *restrict x, Gathered *s, int64_t f) {
-  if (gather_mode && use_avx512()) {
-    gather_avx512(x, s, f);
-    return;
-  }
   int64_t n = 0, ns = 0;
   gather_scalar(x, s->sj, s->j, 0, f, &ns, &n);
   s->n = n;
   s->ns = ns;
 }
+#endif
 
 INLINE float row_forward(const float *restrict x, const float *restrict mu, const float *restrict logit,
                          const float *restrict lt, const float *restrict th, const double *restrict lgt,
@@ -168,12 +145,12 @@ INLINE float row_forward(const float *restrict x, const float *restrict mu, cons
   return acc + small + gam;
 }
 
-CLONES static float row_forward_nb(const float *x, const float *mu, const float *lt, const float *th,
+static float row_forward_nb(const float *x, const float *mu, const float *lt, const float *th,
                                    const double *lgt, Gathered *s, int64_t f) {
   return row_forward(x, mu, 0, lt, th, lgt, s, f, 0);
 }
 
-CLONES static float row_forward_zinb(const float *x, const float *mu, const float *logit, const float *lt,
+static float row_forward_zinb(const float *x, const float *mu, const float *logit, const float *lt,
                                      const float *th, const double *lgt, Gathered *s, int64_t f) {
   return row_forward(x, mu, logit, lt, th, lgt, s, f, 1);
 }
@@ -211,12 +188,12 @@ INLINE void row_backward(float g, const float *restrict x, const float *restrict
   for (int64_t k = 0; k < n; ++k) d_lt[gj[k]] += val[ns + k];
 }
 
-CLONES static void row_backward_nb(float g, const float *x, const float *mu, const float *lt, const float *th,
+static void row_backward_nb(float g, const float *x, const float *mu, const float *lt, const float *th,
                                    const float *dgt, float *d_mu, float *d_lt, Gathered *s, int64_t f) {
   row_backward(g, x, mu, 0, lt, th, dgt, d_mu, 0, d_lt, s, f, 0);
 }
 
-CLONES static void row_backward_zinb(float g, const float *x, const float *mu, const float *logit, const float *lt,
+static void row_backward_zinb(float g, const float *x, const float *mu, const float *logit, const float *lt,
                                      const float *th, const float *dgt, float *d_mu, float *d_logit, float *d_lt,
                                      Gathered *s, int64_t f) {
   row_backward(g, x, mu, logit, lt, th, dgt, d_mu, d_logit, d_lt, s, f, 1);
@@ -242,36 +219,11 @@ static Gathered per_feature(const float *lt, float *work, int64_t f, int forward
 
 int64_t count_work_size(int64_t f) { return WORK_PER_FEATURE * f + 2 * PAD; }
 
-/* out[i] = sum_j log p(x_ij); logit NULL for NB. All arrays C-contiguous float32. */
-void count_forward(const float *x, const float *mu, const float *lt, const float *logit, float *out, float *work,
-                   int64_t b, int64_t f) {
-  Gathered s = per_feature(lt, work, f, 1);
-  const double *lgt = (const double *)(work + 2 * f);
-  for (int64_t i = 0; i < b; ++i)
-    out[i] = logit ? row_forward_zinb(x + i * f, mu + i * f, logit + i * f, lt, work, lgt, &s, f)
-                   : row_forward_nb(x + i * f, mu + i * f, lt, work, lgt, &s, f);
-}
-
-/* Gradients of sum_i grad[i] out[i]: d_mu (b, f), d_lt (f), d_logit (b, f) (unused for NB). */
-void count_backward(const float *grad, const float *x, const float *mu, const float *lt, const float *logit,
-                    float *d_mu, float *d_lt, float *d_logit, float *work, int64_t b, int64_t f) {
-  Gathered s = per_feature(lt, work, f, 0);
-  for (int64_t j = 0; j < f; ++j) d_lt[j] = 0.0f;
-  for (int64_t i = 0; i < b; ++i) {
-    if (logit)
-      row_backward_zinb(grad[i], x + i * f, mu + i * f, logit + i * f, lt, work, work + f, d_mu + i * f,
-                        d_logit + i * f, d_lt, &s, f);
-    else
-      row_backward_nb(grad[i], x + i * f, mu + i * f, lt, work, work + f, d_mu + i * f, d_lt, &s, f);
-  }
-  for (int64_t j = 0; j < f; ++j) d_lt[j] *= work[j];
-}
-
-/* The same from the decoder's raw output (b, ld) (ld = f for NB, 2 f for ZINB: mean logits at
+/* The per-sample log-likelihood from the decoder's raw output (b, ld) (ld = f for NB, 2 f for ZINB: mean logits at
    [0, f), zero logits at [f, 2 f)): mu = lib * softmax(mean logits) per row where lib is given,
    else exp(min(logit, 20)); mu (b, f) is written out for the backward pass. One pass in place of
    a softmax, a product with the library and the copies of each half of raw. */
-CLONES static void row_mean(const float *restrict r, float lib, int has_lib, float *restrict mu, int64_t f) {
+static void row_mean(const float *restrict r, float lib, int has_lib, float *restrict mu, int64_t f) {
   if (!has_lib) {
 #pragma omp simd
     for (int64_t j = 0; j < f; ++j) mu[j] = expf(fminf(r[j], 20.0f));
@@ -293,7 +245,7 @@ CLONES static void row_mean(const float *restrict r, float lib, int has_lib, flo
 
 /* d (in: d mu, out: d mean logit) through row_mean: mu_j (d_j - sum_k mu_k d_k / lib) with a
    library (the softmax's Jacobian times lib), mu_j d_j below the clamp without one. */
-CLONES static void row_mean_backward(const float *restrict r, const float *restrict mu, float lib, int has_lib,
+static void row_mean_backward(const float *restrict r, const float *restrict mu, float lib, int has_lib,
                                      float *restrict d, int64_t f) {
   if (!has_lib) {
 #pragma omp simd

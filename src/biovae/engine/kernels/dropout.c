@@ -1,105 +1,14 @@
 /* Dropout on the CPU: y[i] = x[i] * scale where a counter-based hash of (seed, i) keeps element i,
-   else 0. The mask is a pure function of (seed, i), so the backward pass recomputes it instead of
-   storing it, and the same seed gives the same mask on any CPU. PyTorch's CPU
-   bernoulli_ draws one Mersenne-Twister number per element instead.
-   The hash is two rounds of the "lowbias32" integer mixer (xor-shift-multiply), keyed by the two
-   halves of a 64-bit seed; it uses 32-bit integer operations only, so it vectorises on AVX2 and
-   AVX-512. Called through ctypes; built by biovae.engine.kernel_build. Below it, batch norm, ReLU
-   and this dropout fused into one pass (bnrd_*, for biovae.engine.norm_act). */
-#include <math.h>
+   else 0 (hash.h). The mask is a pure function of (seed, i), so the backward pass recomputes it
+   instead of storing it, and the same seed gives the same mask on any CPU. PyTorch's CPU
+   bernoulli_ draws one Mersenne-Twister number per element instead. Called through ctypes
+   (biovae.engine.backends holds the prototype); built by biovae.engine.kernel_build. */
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
+#include "hash.h"
 
-static inline uint32_t mix32(uint32_t v) {
-  v ^= v >> 16;
-  v *= 0x7feb352du;
-  v ^= v >> 15;
-  v *= 0x846ca68bu;
-  v ^= v >> 16;
-  return v;
-}
-
-/* keep: elements whose hash is below `threshold` (= keep probability * 2^32) survive. */
-CLONES void dropout_apply(const float *restrict x, float *restrict y, int64_t n, uint64_t seed, uint32_t threshold,
-                          float scale) {
-  uint32_t k1 = (uint32_t)seed, k2 = (uint32_t)(seed >> 32);
+void dropout_apply(const float *restrict x, float *restrict y, int64_t n, uint64_t seed, uint32_t threshold,
+                   float scale) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t h = mix32(mix32((uint32_t)i + k1) ^ k2);
-    y[i] = h < threshold ? x[i] * scale : 0.0f;
-  }
-}
-
-/* Batch norm (training: batch statistics), ReLU and this dropout as one pass over an (n, c)
-   row-major batch h, the layers `mlp` stacks after each Linear (engine/norm_act.py):
-     a = gamma (h - mean) / sqrt(var + eps) + beta,  y = keep(i) ? max(a, 0) scale : 0,
-   with mean and var (biased) per column over the n rows. Writes y, mean and invstd, and moves the
-   running statistics by `momentum` as nn.BatchNorm1d does (the variance unbiased there). The
-   mask is dropout_apply's (same seed and flat index i give the same keep), p = 0 keeps all. */
-CLONES void bnrd_forward(const float *restrict h, const float *restrict gamma, const float *restrict beta,
-                         float *restrict y, float *restrict mean, float *restrict invstd, float *restrict var,
-                         float *restrict run_mean, float *restrict run_var, float momentum, int64_t n, int64_t c,
-                         float eps, uint64_t seed, uint32_t threshold, float scale, int64_t all_kept) {
-  uint32_t k1 = (uint32_t)seed, k2 = (uint32_t)(seed >> 32);
-  for (int64_t j = 0; j < c; ++j) mean[j] = 0.0f, var[j] = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) mean[j] += h[i * c + j];
-  }
-  for (int64_t j = 0; j < c; ++j) mean[j] /= (float)n;
-  for (int64_t i = 0; i < n; ++i) {
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) {
-      float d = h[i * c + j] - mean[j];
-      var[j] += d * d;
-    }
-  }
-  for (int64_t j = 0; j < c; ++j) {
-    var[j] /= (float)n;
-    invstd[j] = 1.0f / sqrtf(var[j] + eps);
-    run_mean[j] = (1.0f - momentum) * run_mean[j] + momentum * mean[j];
-    run_var[j] = (1.0f - momentum) * run_var[j] + momentum * var[j] * ((float)n / (float)(n - 1));
-  }
-  for (int64_t i = 0; i < n; ++i) {
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) {
-      int64_t at = i * c + j;
-      float a = (h[at] - mean[j]) * invstd[j] * gamma[j] + beta[j];
-      uint32_t hash = mix32(mix32((uint32_t)at + k1) ^ k2);
-      int keep = all_kept || hash < threshold;
-      y[at] = (keep && a > 0.0f) ? a * scale : 0.0f;
-    }
-  }
-}
-
-/* Its gradient: da = dy scale where y > 0 (kept and above 0), else 0; then batch norm's:
-   dgamma = sum_rows da xhat, dbeta = sum_rows da, dh = gamma invstd (da - dbeta / n - xhat dgamma / n). */
-CLONES void bnrd_backward(const float *restrict dy, const float *restrict h, const float *restrict y,
-                          const float *restrict gamma, const float *restrict mean, const float *restrict invstd,
-                          float *restrict dh, float *restrict dgamma, float *restrict dbeta, int64_t n, int64_t c,
-                          float scale) {
-  for (int64_t j = 0; j < c; ++j) dgamma[j] = 0.0f, dbeta[j] = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) {
-      int64_t at = i * c + j;
-      float da = y[at] > 0.0f ? dy[at] * scale : 0.0f;
-      dbeta[j] += da;
-      dgamma[j] += da * (h[at] - mean[j]) * invstd[j];
-    }
-  }
-  for (int64_t i = 0; i < n; ++i) {
-#pragma omp simd
-    for (int64_t j = 0; j < c; ++j) {
-      int64_t at = i * c + j;
-      float da = y[at] > 0.0f ? dy[at] * scale : 0.0f;
-      float xhat = (h[at] - mean[j]) * invstd[j];
-      dh[at] = gamma[j] * invstd[j] * (da - (dbeta[j] + xhat * dgamma[j]) / (float)n);
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = keep_element(seed, i, threshold) ? x[i] * scale : 0.0f;
 }

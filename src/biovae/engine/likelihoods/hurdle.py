@@ -21,13 +21,13 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Normal
 
-from biovae.engine.likelihoods import _HALF_LOG_2PI, Likelihood, register
+from biovae.engine.likelihoods.base import HALF_LOG_2PI, Likelihood, register
 
 HURDLE_CELL_MIN_SCALE = 0.05  # floor of hurdle_cell's scale, in the data's (standardised) units
 MIN_SHARE = 1e-3  # zero fractions are clipped to [MIN_SHARE, 1 - MIN_SHARE] before the logit
 
 
-def _zero_logit(marginals) -> np.ndarray:
+def zero_logit(marginals) -> np.ndarray:
     share = np.clip(marginals.zero_fraction, MIN_SHARE, 1 - MIN_SHARE)
     return np.log(share / (1 - share))
 
@@ -58,7 +58,7 @@ class Hurdle(Distribution):
         log_keep = -nn.functional.softplus(self.zero_logits)
         scale = self.normal.scale
         z = (x - self.normal.loc) / scale
-        normal = -0.5 * z * z - torch.log(scale) - _HALF_LOG_2PI
+        normal = -0.5 * z * z - torch.log(scale) - HALF_LOG_2PI
         return torch.where(x == 0, self.zero_logits + log_keep, log_keep + normal)
 
     def sample(self, sample_shape=torch.Size()):
@@ -79,13 +79,13 @@ class HurdleNormal(Likelihood):
         self.log_scale = nn.Parameter(torch.zeros(n_features))
 
     def distribution(self, raw, library=None):
-        loc, zero_logits = self._split(raw)
+        loc, zero_logits = self.split(raw)
         return Hurdle(zero_logits, loc, torch.exp(self.log_scale).expand_as(loc))
 
     def start(self, marginals) -> np.ndarray:
         with torch.no_grad():
             self.log_scale.copy_(torch.as_tensor(np.log(marginals.nonzero_sd), dtype=self.log_scale.dtype))
-        return np.concatenate([marginals.nonzero_mean, _zero_logit(marginals)])
+        return np.concatenate([marginals.nonzero_mean, zero_logit(marginals)])
 
 
 @register("hurdle_cell")
@@ -98,9 +98,9 @@ class CellScaleHurdle(Likelihood):
     n_params = 3
 
     def distribution(self, raw, library=None):
-        loc, zero_logits, scale_raw = self._split(raw)
+        loc, zero_logits, scale_raw = self.split(raw)
         return Hurdle(zero_logits, loc, nn.functional.softplus(scale_raw) + HURDLE_CELL_MIN_SCALE)
 
     def start(self, marginals) -> np.ndarray:
         s = np.maximum(marginals.nonzero_sd - HURDLE_CELL_MIN_SCALE, 1e-3)  # softplus(raw) = s
-        return np.concatenate([marginals.nonzero_mean, _zero_logit(marginals), s + np.log(-np.expm1(-s))])
+        return np.concatenate([marginals.nonzero_mean, zero_logit(marginals), s + np.log(-np.expm1(-s))])
