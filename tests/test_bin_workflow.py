@@ -88,7 +88,7 @@ def test_outputs_other_tools_read(binned):
     table = pd.read_csv(binned / "bins.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert list(clusters.columns) == ["clustername", "contigname"]
     assert len(clusters) == (table["bin"] != "unbinned").sum()
-    fna = sorted(p.name for p in (binned / "bins").iterdir())
+    fna = sorted(p.name for p in (binned / "bins").iterdir() if not p.name.startswith("."))
     assert fna == sorted(f"{b}.fna.gz" for b in clusters["clustername"].unique())
     with gzip.open(binned / "bins" / fna[0], "rt") as fh:
         assert fh.read(1) == ">"
