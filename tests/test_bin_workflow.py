@@ -54,7 +54,8 @@ def reads600(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def binned(reads600, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bin") / "out"
-    assert main(["bin", str(reads600), "-o", str(out), "--truth", str(DEMO / "truth.tsv"), *FAST]) == 0
+    assert main(["bin", str(reads600), "-o", str(out), "--truth", str(DEMO / "truth.tsv"), "--write-fasta",
+                 "--fasta-gzip", "--sample-id", "demo", *FAST]) == 0
     return out
 
 
@@ -79,6 +80,18 @@ def test_reads_are_binned_by_genome_and_keep_their_names(reads600, binned):
     assert np.isfinite(z["mean"]).all() and np.isfinite(z["logvar"]).all()
     model = VAE.load(binned / "model")
     assert model.metadata["kind"] == "binning"
+
+
+def test_outputs_other_tools_read(binned):
+    assert (binned / "bins.binning").read_text().splitlines()[1] == "@SampleID:demo"
+    clusters = pd.read_csv(binned / "clusters.tsv", sep="\t", dtype=str)
+    table = pd.read_csv(binned / "bins.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(clusters.columns) == ["clustername", "contigname"]
+    assert len(clusters) == (table["bin"] != "unbinned").sum()
+    fna = sorted(p.name for p in (binned / "bins").iterdir() if not p.name.startswith("."))
+    assert fna == sorted(f"{b}.fna.gz" for b in clusters["clustername"].unique())
+    with gzip.open(binned / "bins" / fna[0], "rt") as fh:
+        assert fh.read(1) == ">"
 
 
 def test_same_seed_same_bins(reads600, binned, tmp_path):

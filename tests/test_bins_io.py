@@ -13,6 +13,7 @@ from biovae.io.bins import (
     read_bins,
     read_truth,
     write_bin_fasta,
+    write_vamb_clusters,
     write_bins_tsv,
     write_cami_binning,
 )
@@ -89,12 +90,22 @@ def test_fasta_per_bin(tmp_path):
     out = tmp_path / "bins"
     counts = write_bin_fasta(out, IDS, seqs, LABELS, width=4)
     assert counts == {"bin_1": 2, "bin_0": 1}
-    assert sorted(p.name for p in out.iterdir()) == ["bin_0.fasta", "bin_1.fasta"]
-    assert (out / "bin_1.fasta").read_text() == ">read/1\nACGT\nACGT\nAC\n>r4\nCCCC\nC\n"
-    assert (out / "bin_0.fasta").read_text() == ">r3\nTTTT\n"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["bin_0.fna", "bin_1.fna"]
+    assert (out / "bin_1.fna").read_text() == ">read/1\nACGT\nACGT\nAC\n>r4\nCCCC\nC\n"
+    assert (out / "bin_0.fna").read_text() == ">r3\nTTTT\n"
     counts = write_bin_fasta(out, IDS, seqs, LABELS, include_unbinned=True, width=0)
     assert counts["unbinned"] == 2
-    assert (out / "unbinned.fasta").read_text() == ">read 2\nGG\n>r5\nAAA\n"
+    assert (out / "unbinned.fna").read_text() == ">read 2\nGG\n>r5\nAAA\n"
+
+
+def test_gzipped_fasta_per_bin_and_vamb_clusters(tmp_path):
+    out = tmp_path / "bins"
+    write_bin_fasta(out, IDS, ["ACGTACGTAC", "GG", "TTTT", "CCCCC", "AAA"], LABELS, compress=True)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["bin_0.fna.gz", "bin_1.fna.gz"]
+    assert gzip.open(out / "bin_0.fna.gz", "rt").read() == ">r3\nTTTT\n"
+    write_vamb_clusters(tmp_path / "clusters.tsv", IDS, bin_names(LABELS))
+    assert (tmp_path / "clusters.tsv").read_text().splitlines() == [
+        "clustername\tcontigname", "bin_0\tr3", "bin_1\tread/1", "bin_1\tr4"]
 
 
 def test_fasta_failure_leaves_the_old_folder(tmp_path):
@@ -102,8 +113,8 @@ def test_fasta_failure_leaves_the_old_folder(tmp_path):
     write_bin_fasta(out, ["a"], ["ACGT"], [0])
     with pytest.raises(UnicodeDecodeError):
         write_bin_fasta(out, ["a", "b"], ["ACGT", b"\xff\xfe"], [0, 0])
-    assert [p.name for p in out.iterdir()] == ["bin_0.fasta"]
-    assert (out / "bin_0.fasta").read_text() == ">a\nACGT\n"
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["bin_0.fna"]
+    assert (out / "bin_0.fna").read_text() == ">a\nACGT\n"
     assert [p.name for p in tmp_path.iterdir()] == ["bins"]
 
 

@@ -139,7 +139,7 @@ def _contig_features(path: Path, abundance: Path, s: BinSettings) -> Features:
 
     seqs = read_fastx(path)
     comp = composition(seqs.seqs, k=s.k, threads=max(1, s.threads or 1))
-    table = read_abundance(abundance, seqs.ids)
+    table = read_abundance(abundance, seqs.ids, contig_lengths=seqs.lengths)
     ab = vamb_abundance(table.matrix, table.samples)
     second = np.hstack([ab.relative, ab.log_total]).astype(np.float32)
     lengths = seqs.lengths

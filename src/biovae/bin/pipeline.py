@@ -71,9 +71,12 @@ def check_input(path: Path, what: str) -> None:
 
 
 def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | None = None,
-        write_fasta: bool = False, resume: bool = False, force: bool = False) -> dict:
+        write_fasta: bool = False, resume: bool = False, force: bool = False, fasta_gzip: bool = False,
+        sample_id: str | None = None) -> dict:
     """Bin the sequences of a FASTA/FASTQ file (reads mode) or, with `abundance`, contigs.
 
+    write_fasta: also write OUT/bins/<bin>.fna (.fna.gz with fasta_gzip).
+    sample_id: the CAMI @SampleID of bins.binning (default: the input file's stem).
     Returns the summary dict that is also written to OUT/summary.json. OUT may be new, empty or
     an earlier biovae output; anything else is refused unless `force` (biovae.io.outputs).
     """
@@ -83,13 +86,21 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     check_input(path, "sequence")
     if ab_path is not None:
         check_input(ab_path, "abundance")
+    fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
     # a second run into OUT refuses; intermediates live in OUT.partial until the run succeeds
     with output_folder(out, [path, ab_path, truth], force), work_folder(out, resume) as work:
-        return _run(path, out, work, ab_path, truth, s, write_fasta, resume, force)
+        return _run(path, out, work, ab_path, truth, s, fasta, resume, force, sample_id or _stem(path))
 
 
-def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta: bool,
-         resume: bool, force: bool) -> dict:
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".gz", ".fq", ".fastq", ".fa", ".fasta", ".fna"):
+        name = name[: -len(ext)] if name.endswith(ext) and len(name) > len(ext) else name
+    return name
+
+
+def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinSettings, write_fasta,
+         resume: bool, force: bool, sample_id: str) -> dict:
     truth_table = _read_truth(truth)
     stage = _Stages(s.progress)
 
@@ -120,7 +131,7 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
             evaluation = evaluate_tables(table, truth_table, source=str(path))
     summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
     with stage("write"):
-        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force)
+        _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id)
     return summary
 
 
@@ -177,16 +188,36 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
     }
     if evaluation is not None:
         out["evaluation"] = {k: v for k, v in evaluation.items() if k not in ("per_bin", "per_genome")}
+    out["warning"] = low_binning_warning(out)
     return out
 
 
-def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force) -> None:
-    from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning
+def low_binning_warning(summary: dict) -> str | None:
+    """A sentence for a run that binned fewer than half of its sequences: how many, the likely
+    cause and the option to try; None when at least half are binned."""
+    n, binned, short = summary["sequences"], summary["binned"], summary["too_short_or_empty"]
+    if n == 0 or 2 * binned >= n:
+        return None
+    s = summary["settings"]
+    head = f"only {binned:,} of {n:,} sequences binned"
+    if 2 * short >= n:
+        return (f"{head}: {short:,} are shorter than --min-length {s['min_length']} or have no ACGT k-mer; "
+                f"try --min-length {max(100, s['min_length'] // 4)} if they are real reads")
+    if summary["bins"] == 0:
+        return (f"{head}: no cluster found in the latent space (one genome at low coverage, or sequences "
+                f"without genome signal such as long N runs); try --min-cluster-size 10")
+    return (f"{head}: most lie between or away from the {summary['bins']} bins; "
+            f"try --assign-radius {2 * (s['assign_radius'] or 5):g}")
+
+
+def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id) -> None:
+    from biovae.io.bins import write_bin_fasta, write_bins_tsv, write_cami_binning, write_vamb_clusters
 
     t0 = time.perf_counter()
     with atomic_dir(out, force=force) as tmp:
         write_bins_tsv(tmp / "bins.tsv", list(f.ids), labels)
-        write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=path.stem, lengths=f.lengths)
+        write_cami_binning(tmp / "bins.binning", list(f.ids), labels, sample_id=sample_id, lengths=f.lengths)
+        write_vamb_clusters(tmp / "clusters.tsv", list(f.ids), bin_names(labels))
         ids_valid = f.ids[f.valid]
         with open(tmp / "latent.npz", "wb") as fh:
             np.savez_compressed(fh, ids=ids_valid, mean=mean, logvar=logvar)
@@ -199,7 +230,8 @@ def _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_
             from biovae.io.fastx import read_fastx
 
             seqs = read_fastx(path)
-            write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels)
+            write_bin_fasta(tmp / "bins", seqs.ids, [q.decode() for q in seqs.seqs], labels,
+                            compress=write_fasta == "gzip")
         summary["outputs"] = sorted(p.name for p in tmp.iterdir()) + ["summary.json"]
         summary["stage_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # all but summary.json
         summary["peak_rss_mib"] = round(peak_rss_mib(), 1)
@@ -216,6 +248,8 @@ def headline(summary: dict) -> str:
             f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
     if summary.get("evaluation"):
         text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
+    if summary.get("warning"):
+        text += f"; WARNING: {summary['warning']}"
     return text
 
 

@@ -33,8 +33,12 @@ class BinSettings:
     min_cluster_size: int | None = None
     min_samples: int | None = None
     fit_sample: int = 50_000
-    assign_radius: float = 5.0  # leftovers join a bin within this many times its 99% kNN radius
-    plot: str = "umap"  # latent_umap.png drawn with umap, pca (fast) or not at all (none)
+    # leftovers join a bin within its radius: None derives it from the fitted sample (bin/cluster.py);
+    # a number is the earlier rule, this many times the bin's 99% kNN radius (5.0 before)
+    assign_radius: float | None = None
+    # latent_umap.png: pca by default (umap-learn compiles with numba on every run: tens of seconds of
+    # the write stage, docs/binning.md), umap on request, or none
+    plot: str = "pca"
     cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
     # runtime
     seed: int = 1
@@ -54,7 +58,8 @@ class BinSettings:
         require(self.composition_weight >= 0 and self.coverage_weight >= 0, "loss weights must be >= 0")
         require(self.train_sample >= 100, f"--train-sample must be >= 100, got {self.train_sample}")
         require(self.train_threads >= 0, f"--train-threads must be >= 0, got {self.train_threads}")
-        require(self.assign_radius > 0, f"--assign-radius must be > 0, got {self.assign_radius}")
+        require(self.assign_radius is None or self.assign_radius > 0,
+                f"--assign-radius must be > 0, got {self.assign_radius}")
         require(self.plot in ("umap", "pca", "none"), f"--plot must be umap, pca or none, got {self.plot!r}")
         require(self.cluster_selection in ("leaf", "eom"),
                 f"--cluster-selection must be leaf or eom, got {self.cluster_selection!r}")

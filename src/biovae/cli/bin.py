@@ -16,13 +16,17 @@ def register(sub) -> None:
         "bin", help="bin long reads (or contigs with --abundance) into genomes",
         description="Bin metagenomic long reads by composition and alignment-free coverage, or assembled "
         "contigs by composition and per-sample abundance (--abundance). Writes OUT/bins.tsv, "
-        "bins.binning, latent.npz, model/, latent_umap.png and summary.json.",
+        "bins.binning, clusters.tsv (VAMB layout), latent.npz, model/, latent_umap.png and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("sequences", help="reads or contigs: FASTA or FASTQ, plain or gzip (detected from content)")
     p.add_argument("-o", "--out", required=True, help="output folder (written atomically)")
-    p.add_argument("--abundance", help="contigs mode: VAMB-format abundance TSV (contigname + one column per sample)")
+    p.add_argument("--abundance", help="contigs mode: per-contig abundance, format detected from the content: a sorted, "
+                   "indexed BAM, a MetaBAT2 jgi depth file, a CoverM contig TSV, a strobealign --aemb file or a VAMB TSV")
     p.add_argument("--truth", help="evaluate against this truth table (sequence_id, genome[, length]) or CAMI gold standard")
-    p.add_argument("--write-fasta", action="store_true", help="also write bins/<bin>.fasta")
+    p.add_argument("--write-fasta", action="store_true", help="also write bins/<bin>.fna (CheckM2/GTDB-Tk input)")
+    p.add_argument("--fasta-gzip", action="store_true", help="with --write-fasta: write bins/<bin>.fna.gz")
+    p.add_argument("--sample-id", help="CAMI @SampleID of bins.binning (default: the input file's stem); "
+                   "AMBER needs the gold standard's")
     p.add_argument("--resume", action="store_true", help="reuse cached features and the training checkpoint of a stopped run")
     f = p.add_argument_group("features")
     f.add_argument("--k", type=int, default=_D.k, help="composition k-mer size (3..6)")
@@ -47,11 +51,12 @@ def register(sub) -> None:
     c.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN min cluster size (None: sqrt of the points fitted)")
     c.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min samples (None: min cluster size / 10, within 5..25)")
     c.add_argument("--fit-sample", type=int, default=_D.fit_sample, help="HDBSCAN is fitted on at most this many points")
-    c.add_argument("--assign-radius", type=float, default=_D.assign_radius,
-                   help="a leftover point joins its nearest bin when within this many times the bin's "
-                   "99%% nearest-neighbour radius; farther ones stay unbinned")
+    c.add_argument("--assign-radius", type=float, default=None,
+                   help="a leftover point joins its nearest bin when within the bin's radius; default: the 99%% "
+                   "quantile of the same distance over the fitted sample's points of that bin; a number N: N times "
+                   "the bin's 99%% nearest-neighbour radius among its core points (5 was the earlier default)")
     p.add_argument("--plot", choices=["umap", "pca", "none"], default=_D.plot,
-                   help="latent_umap.png: UMAP of the latent space, PCA (fast, no numba compilation) or none")
+                   help="latent_umap.png: principal components (fast), UMAP (numba compiles it on each run, tens of seconds) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
     add_runtime_options(p)
@@ -80,7 +85,8 @@ def _bin(args) -> None:
                     assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
                     threads=args.threads, device=args.device, progress=not args.quiet)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
-                  write_fasta=args.write_fasta, resume=args.resume, force=args.force)
+                  write_fasta=args.write_fasta, resume=args.resume, fasta_gzip=args.fasta_gzip,
+                  sample_id=args.sample_id, force=args.force)
     summary_line("bin", f"{headline(summary)}; results in {args.out}")
 
 

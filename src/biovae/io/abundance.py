@@ -1,4 +1,5 @@
-"""Read a per-sample contig abundance table in VAMB's TSV format.
+"""Read per-sample contig abundance: VAMB's TSV here; BAM, MetaBAT2 depth, CoverM and
+strobealign --aemb files through biovae.io.depth (the format is detected from the content).
 
 Format (vamb 5 `--abundance_tsv`): tab-separated text, plain or gzip. The header is
 `contigname` followed by one column per sample (sample names are free text); then one row per
@@ -31,8 +32,13 @@ class Abundance(NamedTuple):
     samples: list[str]
 
 
-def read_abundance(path: str | Path, contig_ids: Sequence[str], extra_rows: str = "error") -> Abundance:
-    """Read a VAMB abundance TSV and align it to `contig_ids` (the FASTA's record ids, in order).
+def read_abundance(path: str | Path, contig_ids: Sequence[str], extra_rows: str = "error",
+                   contig_lengths=None) -> Abundance:
+    """Read an abundance file and align it to `contig_ids` (the FASTA's record ids, in order).
+
+    The format is detected from the content (biovae.io.depth.detect_format); what follows is
+    about VAMB's TSV. contig_lengths (the FASTA's record lengths) lets a BAM's reference lengths
+    be checked.
 
     extra_rows: what to do with TSV rows naming no contig of `contig_ids`: "error" (default;
     names the first such row) or "ignore" (for when the caller has already dropped contigs,
@@ -53,6 +59,12 @@ def read_abundance(path: str | Path, contig_ids: Sequence[str], extra_rows: str 
     position = {cid: i for i, cid in enumerate(contig_ids)}
     if len(position) != len(contig_ids):
         raise BiovaeError("contig ids given to read_abundance are not unique")
+    from biovae.io.depth import detect_format, read_depth
+
+    fmt = detect_format(path)
+    if fmt != "vamb":
+        matrix, samples = read_depth(path, fmt, list(contig_ids), contig_lengths)
+        return Abundance(matrix, samples)
     try:
         return _parse(path, position, extra_rows)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:

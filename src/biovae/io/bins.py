@@ -6,7 +6,9 @@ Writes (all atomic: a reader sees the whole file or none):
   bins.binning   CAMI/AMBER binning format (`@Version:0.9.1`, `@SampleID:...`,
                  `@@SEQUENCEID<TAB>BINID[<TAB>LENGTH]`); unbinned sequences are left out, which
                  is how AMBER marks a sequence as unassigned.
-  bins/          one FASTA file per bin, `<bin>.fasta`.
+  clusters.tsv   VAMB's layout: header `clustername<TAB>contigname`, one row per binned sequence.
+  bins/          one FASTA file per bin, `<bin>.fna` (or `.fna.gz`): the names CheckM2's and
+                 GTDB-Tk's default extension (`fna`) finds.
 Reads:
   truth tables   `sequence_id<TAB>genome[<TAB>length]` (header optional) or a CAMI gold standard.
   bins tables    bins.tsv as written here, or a CAMI binning file.
@@ -55,6 +57,16 @@ def write_bins_tsv(path, ids: Sequence[str], labels) -> None:
         fh.writelines(f"{i}\t{b}\n" for i, b in zip(ids, names))
 
 
+def write_vamb_clusters(path, ids: Sequence[str], labels) -> None:
+    """Write clusters.tsv as VAMB does: `clustername<TAB>contigname`, binned sequences only,
+    grouped by bin (bins in name order, sequences in input order)."""
+    names = _checked(ids, labels)
+    order = sorted((b, j) for j, b in enumerate(names) if b != UNBINNED)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("clustername\tcontigname\n")
+        fh.writelines(f"{b}\t{ids[j]}\n" for b, j in order)
+
+
 def write_cami_binning(path, ids: Sequence[str], labels, sample_id: str = "biovae",
                        lengths=None) -> None:
     """Write a CAMI/AMBER binning file; unbinned sequences are left out (AMBER: unassigned).
@@ -79,8 +91,9 @@ def write_cami_binning(path, ids: Sequence[str], labels, sample_id: str = "biova
 
 
 def write_bin_fasta(out_dir, ids: Sequence[str], sequences: Sequence[str], labels,
-                    include_unbinned: bool = False, width: int = 80) -> dict[str, int]:
-    """Write one FASTA file per bin, `<out_dir>/<bin>.fasta`, replacing out_dir as a whole.
+                    include_unbinned: bool = False, width: int = 80, compress: bool = False) -> dict[str, int]:
+    """Write one FASTA file per bin, `<out_dir>/<bin>.fna` (`.fna.gz` with compress), replacing
+    out_dir as a whole.
 
     ids, sequences, labels: n names, n sequences (str or bytes) and n labels (-1 = unbinned,
     or names). Within a file, records keep the input order; lines wrap at `width` letters
@@ -99,7 +112,10 @@ def write_bin_fasta(out_dir, ids: Sequence[str], sequences: Sequence[str], label
                 f"bin name {b!r} cannot be a file name", "rename the bins")
     with atomic_dir(out_dir) as tmp:
         for b, rows in groups.items():
-            with open(Path(tmp) / f"{b}.fasta", "w", encoding="ascii", newline="\n") as fh:
+            path = Path(tmp) / (f"{b}.fna.gz" if compress else f"{b}.fna")
+            opened = gzip.open(path, "wt", encoding="ascii", newline="\n", compresslevel=6) if compress else \
+                open(path, "w", encoding="ascii", newline="\n")
+            with opened as fh:
                 for j in rows:
                     seq = sequences[j]
                     seq = seq.decode("ascii") if isinstance(seq, (bytes, bytearray)) else str(seq)
