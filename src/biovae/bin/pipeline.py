@@ -193,9 +193,13 @@ def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation
 
 
 def low_binning_warning(summary: dict) -> str | None:
-    """A sentence for a run that binned fewer than half of its sequences: how many, the likely
-    cause and the option to try; None when at least half are binned."""
+    """A sentence for a run that produced little: fewer than half of its sequences binned, or all
+    of them in one bin; how many, the likely cause and the option to try. None otherwise."""
     n, binned, short = summary["sequences"], summary["binned"], summary["too_short_or_empty"]
+    if n and 2 * binned >= n and summary["bins"] == 1:
+        return (f"all {binned:,} binned sequences form one bin: expected for a single genome, otherwise the "
+                f"features hold no genome signal (long N runs, random or very short sequences); check "
+                f"latent_umap.png, or try --min-cluster-size 10")
     if n == 0 or 2 * binned >= n:
         return None
     s = summary["settings"]
