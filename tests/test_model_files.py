@@ -174,7 +174,7 @@ def test_typed_state_records_round_trip_under_their_namespace(tmp_path):
     vae.fit(x, {"c": ["a", "b"] * 40}, epochs=1, progress=False)
     vae.state["other.thing"] = np.ones(3)
     lib = state.get(vae.state, state.LibrarySizes)
-    assert set(lib.blocks) == {"x"} and lib.blocks["x"].shape == (3, 2)
+    assert set(lib.blocks) == {"x"} and lib.blocks["x"].shape == (3, 4)
     vae.save(tmp_path / "m")
     again = VAE.load(tmp_path / "m")
     assert np.array_equal(state.get(again.state, state.LibrarySizes).blocks["x"], lib.blocks["x"])

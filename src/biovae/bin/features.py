@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
 from biovae.bin.settings import BinSettings
+from biovae.engine import state
 from biovae.errors import BiovaeError
 from biovae.features.spool import read_ids
 
@@ -147,11 +149,28 @@ def _contig_features(path: Path, abundance: Path, s: BinSettings) -> Features:
     return Features(np.asarray(seqs.ids, dtype=str), lengths, comp.freqs, second, "abundance", valid)
 
 
-def standardise(f: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(n_valid, c + b) standardised matrix of the valid rows, and the per-column mean/scale."""
+@dataclass
+class FeatureScaling(state.Record):
+    """The per-column mean and scale of the features the binning model was trained on."""
+
+    namespace: ClassVar[str] = "feature"
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FeatureScaling":
+        return cls(arrays["mean"], arrays["scale"])
+
+
+def standardise(f: Features) -> tuple[np.ndarray, FeatureScaling]:
+    """(n_valid, c + b) standardised matrix of the valid rows, and the per-column mean/scale
+    (saved with the model: state.put(vae.state, scaling))."""
     from biovae.features.scaling import standardize
 
     if not f.valid.any():
         raise BiovaeError("no sequence is long enough to bin", "lower --min-length or give longer sequences")
     st = standardize(np.hstack([f.composition[f.valid], f.second[f.valid]]))
-    return st.values, {"feature.mean": st.mean, "feature.scale": st.scale}
+    return st.values, FeatureScaling(st.mean, st.scale)

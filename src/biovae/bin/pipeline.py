@@ -24,6 +24,7 @@ import torch
 
 from biovae.bin import features as feat
 from biovae.bin.settings import BinSettings
+from biovae.engine import state
 from biovae.engine.config import Block
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
@@ -110,7 +111,7 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
         x, scaling = feat.standardise(f)
     with stage("train"):
         vae = _train(x, f, s, work, resume)
-        vae.state.update(scaling)
+        state.put(vae.state, scaling)
     with stage("encode"):
         mean, logvar = vae.encode(x)
     with stage("cluster"):

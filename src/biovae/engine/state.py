@@ -52,22 +52,28 @@ def get(state: dict[str, np.ndarray], cls: type[R]) -> R | None:
 
 @dataclass
 class LibrarySizes(Record):
-    """The engine's model of library sizes (a count block's per-sample total), for decoding
-    without observed data: log-normal, its mean and sd of log totals overall (row 0) and per
-    category of the first covariate (row 1 + category); one (1 + categories, 2) array per block."""
+    """The model of library sizes (per-sample totals), for decoding without observed data:
+    log-normal, with the mean, sd, minimum and maximum of the log totals overall (row 0) and per
+    category of the first covariate (row 1 + category); draws are kept within the training range.
+    One (1 + categories, 4) array per block (files written before the range was kept have 2
+    columns: not clipped). The engine keeps one for each count block; workflows that model other
+    totals subclass it under a namespace of their own."""
 
     namespace: ClassVar[str] = "library"
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
 
     @staticmethod
     def fit(log_totals: np.ndarray, categories: np.ndarray | None, n_categories: int) -> np.ndarray:
-        """The (1 + n_categories, 2) table of one block from its log totals (n,) and the first
+        """The (1 + n_categories, 4) table of one block from its log totals (n,) and the first
         covariate's codes (n,) or None; a category without samples takes the overall row."""
-        stats = np.zeros((1 + n_categories, 2))
-        stats[0] = log_totals.mean(), log_totals.std()
+        def row(v):
+            return v.mean(), v.std(), v.min(), v.max()
+
+        stats = np.zeros((1 + n_categories, 4))
+        stats[0] = row(log_totals)
         for c in range(n_categories):
             sel = log_totals[categories == c]
-            stats[1 + c] = (sel.mean(), sel.std()) if sel.size else stats[0]
+            stats[1 + c] = row(sel) if sel.size else stats[0]
         return stats
 
     def draw(self, block: str, categories: np.ndarray | None, n: int, rng: np.random.Generator | None):
@@ -78,7 +84,10 @@ class LibrarySizes(Record):
             return None
         row = np.zeros(n, dtype=int) if categories is None else categories + 1
         mu, sd = stats[row, 0], stats[row, 1]
-        return np.exp(mu if rng is None else rng.normal(mu, sd))
+        logs = mu if rng is None else rng.normal(mu, sd)
+        if stats.shape[1] >= 4:
+            logs = np.clip(logs, stats[row, 2], stats[row, 3])
+        return np.exp(logs)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {name: stats.astype(np.float64) for name, stats in self.blocks.items()}

@@ -15,6 +15,7 @@ import pandas as pd
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
+from biovae.engine import state
 from biovae.expr import samplers
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import open_backed
@@ -228,9 +229,18 @@ class ExpressionModel:
         self.vae.state.update(self.pre.arrays())
         self.vae.save(folder, summary=summary, extras=extras, force=force)
 
+    @property
+    def samplers(self) -> samplers.LatentSamplers:
+        """The latent samplers fitted on the training cells (one per label; see expr.samplers)."""
+        record = state.get(self.vae.state, samplers.LatentSamplers)
+        if record is None:
+            raise BiovaeError("this model holds no latent samplers", "fit it with biovae.expr.fit or `biovae fit`")
+        return record
+
     @classmethod
     def load(cls, folder) -> "ExpressionModel":
         vae = VAE.load_kind(folder, KIND, "biovae fit")
+        samplers.upgrade_state(vae.state)  # files written before the typed records
         meta = vae.metadata
         pre = Preprocessor.restore(meta["preprocess"], vae.state)
         model = cls(vae, pre, meta["genes"], meta.get("label_key"), meta.get("labels"), meta.get("batch_key"),

@@ -42,17 +42,36 @@ Calibrated calls: biovae.tl.anomaly_calibration (conformal p-values from held-ou
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from biovae.engine import state
 from biovae.errors import BiovaeError, require
+from biovae.expr.samplers import LatentSamplers
+from biovae.images.model import TrainingPatches
 from biovae.tl.interpolate import expression_input, model_parts
 
 SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
 REFERENCE_CELLS = 5000  # latents kept for the k-nearest-neighbour score (seeded subsample)
-_STATE = "anomaly.latents"
+
+
+@dataclass
+class TrainingLatents(state.Record):
+    """Latent means of up to REFERENCE_CELLS training cells (fit_reference), saved with the model."""
+
+    namespace: ClassVar[str] = "anomaly"
+    latents: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"latents": self.latents}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TrainingLatents":
+        return cls(arrays["latents"])
 
 
 def _is_backed(data) -> bool:
@@ -116,7 +135,7 @@ def fit_reference(model, data, *, labels=None, layer=None, seed: int = 0) -> np.
     (saved with the model), for the mahalanobis and latent_knn scores. Returns them (n, d)."""
     vae, _ = model_parts(model)
     latents = _encode_reference(model, data, labels, layer, seed)
-    vae.state[_STATE] = latents
+    state.put(vae.state, TrainingLatents(latents))
     return latents
 
 
@@ -134,11 +153,12 @@ def reference_latents(model, reference=None, *, labels=None, layer=None, seed: i
     vae, _ = model_parts(model)
     if reference is not None:
         return _encode_reference(model, reference, labels, layer, seed)
-    if _STATE in vae.state:
-        return np.asarray(vae.state[_STATE], dtype=np.float32)
-    stored = [vae.state[k] for k in sorted(vae.state) if k.startswith("post.") and k.endswith(".mean")]
-    if stored:
-        return np.concatenate(stored).astype(np.float32)
+    kept = state.get(vae.state, TrainingLatents)
+    if kept is not None:
+        return np.asarray(kept.latents, dtype=np.float32)
+    stored = state.get(vae.state, LatentSamplers)
+    if stored is not None:
+        return stored.posterior_means().astype(np.float32)
     raise BiovaeError("the model holds no training latents for the latent-distance scores",
                       "pass reference=<training data>, or call fit_reference(model, training data) once")
 
@@ -154,8 +174,7 @@ def mahalanobis(z: np.ndarray, ref: np.ndarray, ridge: float = 1e-6) -> np.ndarr
 
 
 def _stored_mahalanobis(vae, z: np.ndarray) -> np.ndarray:
-    d = z.astype(np.float64) - vae.state["images.latent_mean"]
-    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, vae.state["images.latent_precision"], d), 0.0))
+    return state.get(vae.state, TrainingPatches).mahalanobis(z)
 
 
 def knn_distance(z: np.ndarray, ref: np.ndarray, k: int = 10) -> np.ndarray:
@@ -190,7 +209,8 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
         return pd.DataFrame(values, index=frames[0].index, columns=frames[0].columns)
     vae, _ = model_parts(model)
     require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
-    if reference is None and _STATE not in vae.state and "images.latent_mean" in vae.state:
+    if (reference is None and state.get(vae.state, TrainingLatents) is None
+            and state.get(vae.state, TrainingPatches) is not None):
         ref = None  # an image model keeps only the Gaussian of its training latents
     else:
         ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)

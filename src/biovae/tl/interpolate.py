@@ -138,9 +138,7 @@ def resolve(model, spec, which="start", *, data=None, label_key=None, layer=None
                 return _rows_of(expr, data, np.flatnonzero(labels == spec), layer, f"label {spec!r}", ("label", spec))
         if expr.conditional and spec in (expr.labels or []):
             i = expr.labels.index(spec)
-            stored = vae.state.get(f"post.{i}.mean")
-            require(stored is not None, f"the model holds no training latents for label {spec!r}",
-                    "pass the data with that label")
+            stored = expr.samplers.posterior_means(i)
             return Endpoint(stored.mean(0), None, spec, f"label {spec!r} (training cells)", ("label", spec))
         if data is not None and spec in set(data.obs_names):
             return _rows_of(expr, data, _cells(data, [spec], which), layer, f"cell {spec!r}", ("cells", (spec,)))
