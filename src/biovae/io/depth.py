@@ -18,6 +18,7 @@ lengths), and it must hold at least one mapped read.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -36,12 +37,16 @@ def detect_format(path: Path) -> str:
         try:
             with gzip.open(path, "rb") as fh:
                 inner = fh.read(4)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             inner = b""
         if inner == b"BAM\x01":
             return "bam"
-        with gzip.open(path, "rb") as fh:
-            head = fh.read(65536)
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(65536)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BiovaeError(f"abundance file {path} is truncated or corrupt gzip ({exc})",
+                              "compress it again (gzip) or give it uncompressed") from None
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
