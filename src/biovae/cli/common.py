@@ -66,3 +66,21 @@ def _positive_int(text: str, flag: str) -> int:
 def run_parameters(args: argparse.Namespace) -> dict:
     """The options of this run (given and defaulted), for the run report."""
     return {k: v for k, v in sorted(vars(args).items()) if k not in ("handler", "command") and not callable(v)}
+
+
+def finish_file_output(command: str, out, summary: dict, lead: str, args: argparse.Namespace,
+                       title: str | None = None, **report_parts) -> None:
+    """The end of every command whose output is one file OUT: OUT.summary.json (with the record
+    by which a later run knows OUT as biovae's, biovae.io.outputs), the run report
+    OUT.report.html (`report_parts`: images, tables, outputs; see biovae.report) and the
+    summary line `lead`."""
+    from pathlib import Path
+
+    from biovae.io.outputs import write_file_summary
+    from biovae.report import report_path, write_report
+
+    write_file_summary(out, summary)
+    report_parts.setdefault("outputs", [Path(out).name, Path(out).name + ".summary.json"])
+    write_report(report_path(out), title or f"biovae {command}", lead=lead, summary=summary,
+                 parameters=run_parameters(args), **report_parts)
+    summary_line(command, lead)

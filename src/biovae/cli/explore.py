@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biovae.cli.common import add_runtime_options, run_parameters, summary_line
+from biovae.cli.common import add_runtime_options, finish_file_output
 from biovae.errors import BiovaeError
-from biovae.io.outputs import SIDECARS, check_output_file, write_file_summary
-from biovae.report import report_path, write_report
+from biovae.io.outputs import SIDECARS, check_output_file
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -112,12 +111,9 @@ def _interpolate(args) -> None:
     info = dict(path.uns["biovae_interpolation"])
     summary = {"model": args.model, "data": args.data, **info, "steps": path.n_obs, "genes": path.n_vars,
                "output": args.out}
-    write_file_summary(args.out, summary)
     lead = (f"{path.n_obs} points from {info['start']} to {info['end']} ({info['space']}, {info['path']}) "
             f"written to {args.out}")
-    write_report(report_path(args.out), "biovae interpolate", lead=lead, summary=summary,
-                 tables=_path_table(path), parameters=run_parameters(args), outputs=[Path(args.out).name])
-    summary_line("interpolate", lead)
+    finish_file_output("interpolate", args.out, summary, lead, args, tables=_path_table(path))
 
 
 def _intermediate(args) -> None:
@@ -137,12 +133,9 @@ def _intermediate(args) -> None:
     info = dict(cells.uns["biovae_intermediate"])
     summary = {"model": args.model, "data": args.data, **info, "cells": cells.n_obs, "genes": cells.n_vars,
                "output": args.out}
-    write_file_summary(args.out, summary)
     lead = (f"{cells.n_obs} cells of {info['hold_out']} (fraction {info['fraction']:.3g} from {info['before']} "
             f"to {info['after']}) written to {args.out}")
-    write_report(report_path(args.out), "biovae interpolate --cells", lead=lead, summary=summary,
-                 parameters=run_parameters(args), outputs=[Path(args.out).name])
-    summary_line("interpolate", lead)
+    finish_file_output("interpolate", args.out, summary, lead, args, title="biovae interpolate --cells")
 
 
 def _path_table(path):
@@ -202,13 +195,11 @@ def _anomaly(args) -> None:
     if calibration is not None:
         summary.update(calibration=args.calibration, calibration_cells=int(calibration.n_obs), alpha=args.alpha,
                        novel_cells=int(scores["novel"].sum()))
-    write_file_summary(out, summary)
     lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
-    write_report(report_path(out), "biovae anomaly", lead=lead, summary=summary,
-                 images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
-                 tables={f"Highest-scoring cells by {RANK_BY}": scores.sort_values(RANK_BY, ascending=False).head(20)},
-                 parameters=run_parameters(args), outputs=[out.name])
-    summary_line("anomaly", lead)
+    finish_file_output("anomaly", out, summary, lead, args,
+                       images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
+                       tables={f"Highest-scoring cells by {RANK_BY}":
+                               scores.sort_values(RANK_BY, ascending=False).head(20)})
 
 
 def _score_histograms(scores, out: Path) -> Path:
@@ -240,7 +231,5 @@ def _traversal(args) -> None:
     traversal(model, dims=args.dims, span=args.span, steps=args.steps, label=args.label, n_genes=args.genes,
               save=args.out)
     summary = {"model": args.model, "dims": args.dims, "span": args.span, "steps": args.steps, "plot": args.out}
-    write_file_summary(args.out, summary)
-    write_report(report_path(args.out), "biovae traversal", lead=f"latent traversal of {args.model}", summary=summary,
-                 images=[("latent traversal", args.out)], parameters=run_parameters(args))
-    summary_line("traversal", f"latent traversal drawn to {args.out}")
+    finish_file_output("traversal", args.out, summary, f"latent traversal of {args.model} drawn to {args.out}", args,
+                       images=[("latent traversal", args.out)])

@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biovae.cli.common import add_runtime_options, distributed_options, run_parameters, summary_line
+from biovae.cli.common import (add_runtime_options, distributed_options, finish_file_output, run_parameters,
+                               summary_line)
 from biovae.errors import BiovaeError
 from biovae.expr.settings import FitSettings
 from biovae.io.atomic import write_json
-from biovae.io.outputs import check_output_file, write_file_summary
+from biovae.io.outputs import check_output_file
 from biovae.report import report_path, write_report
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -155,11 +156,8 @@ def _generate(args) -> None:
     counts = new.obs["label"].value_counts().to_dict()
     summary = {"model": args.model, "cells": new.n_obs, "per_label": counts, "method": args.method,
                "seed": args.seed, "output": args.out}
-    write_file_summary(args.out, summary)
     lead = f"{new.n_obs} cells ({len(counts)} labels, {args.method}) written to {args.out}"
-    write_report(report_path(args.out), "biovae generate", lead=lead, summary=summary,
-                 parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
-    summary_line("generate", lead)
+    finish_file_output("generate", args.out, summary, lead, args)
 
 
 def _encode(args) -> None:
@@ -180,11 +178,8 @@ def _encode(args) -> None:
     write_expression(adata, args.out)
     summary = {"model": args.model, "data": args.data, "cells": adata.n_obs, "latent_dim": model.vae.latent_dim,
                "normalized_layer": bool(args.normalized), "seed": args.seed, "output": args.out}
-    write_file_summary(args.out, summary)
     lead = f"{adata.n_obs} cells encoded ({model.vae.latent_dim} dimensions in obsm['X_biovae']) to {args.out}"
-    write_report(report_path(args.out), "biovae encode", lead=lead, summary=summary,
-                 parameters=run_parameters(args), outputs=[Path(args.out).name, Path(args.out).name + ".summary.json"])
-    summary_line("encode", lead)
+    finish_file_output("encode", args.out, summary, lead, args)
 
 
 def _plot_model(args) -> None:
@@ -214,11 +209,8 @@ def _plot_aug(args) -> None:
     augmented(real, gen, method=args.method, label_key=args.labels, seed=args.seed, save=args.out)
     summary = {"real": args.real, "generated": args.generated, "real_cells": real.n_obs,
                "generated_cells": gen.n_obs, "method": args.method, "plot": args.out}
-    write_file_summary(args.out, summary)
     lead = f"{real.n_obs} real and {gen.n_obs} generated cells drawn to {args.out}"
-    write_report(report_path(args.out), "biovae plot-aug", lead=lead, summary=summary,
-                 images=[("real vs generated cells", args.out)], parameters=run_parameters(args))
-    summary_line("plot-aug", lead)
+    finish_file_output("plot-aug", args.out, summary, lead, args, images=[("real vs generated cells", args.out)])
 
 
 def _evaluate(args) -> None:
