@@ -2,10 +2,9 @@
 
 Run by hand only, from the repository root, with ../shared beside the clone:
 
-    python tests/data/make_fixtures.py            # reads ../shared/data, writes tests/data/
+    python benchmarks/make_test_fixtures.py       # reads ../shared/data, writes tests/data/
 
-pytest never runs this file (no test_ prefix, and nothing imports it); the tests read only what
-it wrote. The output is deterministic: running it again gives byte-identical files. Sources and
+It lives here, with the other scripts that read ../shared; the tests read only what it wrote. The output is deterministic: running it again gives byte-identical files. Sources and
 licences are in tests/data/README.md.
 """
 
@@ -17,8 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "tests" / "data"  # where the fixtures go
+SHARED = ROOT.parent / "shared" / "data"
 
 # file: [(record index in the source, first base (0-based), length)], one output record each.
 # Windows lie away from the ends of each sequence except S. aureus, whose tests use its first bases.
