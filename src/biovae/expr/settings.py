@@ -4,14 +4,13 @@ biovae.expr.fit's docstring."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from biovae.errors import BiovaeError
+from biovae.settings import Settings
 
 
 @dataclass
-class FitSettings:
+class FitSettings(Settings):
     # data
     labels: str | None = None  # obs column with one label per cell: a conditional VAE
     batch_key: str | None = None  # obs column naming each cell's batch: a batch covariate
@@ -45,15 +44,3 @@ class FitSettings:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-
-    def changed(self, **changes) -> "FitSettings":
-        """A copy with `changes` (field names) applied; an unknown name is a BiovaeError."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise BiovaeError(f"unknown fit settings: {', '.join(unknown)}",
-                              f"use fields of biovae.expr.FitSettings: {', '.join(sorted(known))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)

@@ -8,7 +8,6 @@ mean-patch baseline) -> anomaly scores per object -> PNG grids -> one folder, wr
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def fit(patches: Patches, settings: ImageSettings | None = None, **changes) -> I
     augmentation (1 = none). Training runs all `epochs` (no validation split: augmented copies
     of one object would leak into it).
     """
-    s = _settings(settings, changes)
+    s = (settings or ImageSettings()).changed(**changes)
     require(isinstance(patches, Patches), "fit takes Patches from biovae.io.images.image_patches")
     require(len(patches) >= 2, f"need at least 2 object patches to fit, got {len(patches)}")
     size = patches.size
@@ -102,14 +101,6 @@ def run(image, mask, out, settings: ImageSettings | None = None, *, force: bool 
     s = settings or ImageSettings()
     with output_folder(out, [image, mask], force) as out:
         return _run(image, mask, out, s, force)
-
-
-def _settings(settings: ImageSettings | None, changes: dict) -> ImageSettings:
-    known = {f.name for f in dataclasses.fields(ImageSettings)}
-    unknown = set(changes) - known
-    require(not unknown, f"unknown image settings: {', '.join(sorted(unknown))}",
-            f"use fields of biovae.images.ImageSettings: {', '.join(sorted(known))}")
-    return dataclasses.replace(settings or ImageSettings(), **changes)
 
 
 def _run(image, mask, out: Path, s: ImageSettings, force: bool) -> dict:

@@ -3,12 +3,13 @@ default and why. The CLI shows each of them; biovae.images.fit takes the model o
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from biovae.settings import Settings
 
 
 @dataclass
-class ImageSettings:
+class ImageSettings(Settings):
     # patches (biovae.io.images.image_patches)
     size: int = 64  # patch side in pixels; divisible by 2 ** len(channels)
     normalize: str = "image"  # percentile scaling to [0, 1] over the whole image, per patch, or none
@@ -36,9 +37,6 @@ class ImageSettings:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     def model_dict(self) -> dict:
         """The model and training settings (the summary's "model" part)."""

@@ -173,10 +173,6 @@ def mahalanobis(z: np.ndarray, ref: np.ndarray, ridge: float = 1e-6) -> np.ndarr
     return np.sqrt(np.maximum(np.einsum("ij,ij->i", d @ np.linalg.inv(cov), d), 0.0))
 
 
-def _stored_mahalanobis(vae, z: np.ndarray) -> np.ndarray:
-    return state.get(vae.state, TrainingPatches).mahalanobis(z)
-
-
 def knn_distance(z: np.ndarray, ref: np.ndarray, k: int = 10) -> np.ndarray:
     """Mean Euclidean distance (n,) from each row of z to its k nearest rows of ref."""
     from sklearn.neighbors import NearestNeighbors
@@ -220,7 +216,7 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
-        "mahalanobis": mahalanobis(mean, ref) if ref is not None else _stored_mahalanobis(vae, mean),
+        "mahalanobis": mahalanobis(mean, ref) if ref is not None else state.get(vae.state, TrainingPatches).mahalanobis(mean),
         "latent_knn": knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan),
     }, index=pd.Index(names, name="sample"))
     return frame[list(SCORES)]
