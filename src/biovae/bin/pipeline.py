@@ -20,13 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from biovae.bin import features as feat
 from biovae.bin.settings import BinSettings
 from biovae.engine import state
-from biovae.engine.config import Block
-from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir, write_json
 from biovae.io.outputs import output_folder, work_folder
@@ -144,7 +141,14 @@ def _read_truth(truth):
     return read_truth(truth)
 
 
-def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool) -> VAE:
+def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool):
+    # torch is imported here, after the features: its ~180 MiB would otherwise sit on top of the
+    # k-mer table at the features stage's peak (docs/binning.md, memory)
+    import torch
+
+    from biovae.engine.config import Block
+    from biovae.engine.vae import VAE
+
     n_comp = f.composition.shape[1]
     blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
               Block(f.block2, x.shape[1] - n_comp, "gaussian", s.coverage_weight)]
