@@ -4,7 +4,7 @@
     scale     per-column standardisation of the usable sequences
     train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
     encode    latent means and log-variances of every usable sequence
-    cluster   HDBSCAN on the latent means, close leftovers assigned, the rest unbinned
+    cluster   HDBSCAN on the latent means, close leftovers labelled from their features, the rest unbinned
     write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
     evaluate  (with a truth table) AMBER-style precision, recall, F1, ARI
 
@@ -114,7 +114,8 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
     with stage("cluster"):
         from biovae.bin.cluster import cluster_latent
 
-        labels_valid, cstats = cluster_latent(mean, min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
+        labels_valid, cstats = cluster_latent(mean, features=x, min_cluster_size=s.min_cluster_size,
+                                              min_samples=s.min_samples,
                                               fit_sample=s.fit_sample, selection=s.cluster_selection,
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
