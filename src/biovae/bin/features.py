@@ -133,7 +133,8 @@ def _read_features(path: Path, s: BinSettings, folder: Path) -> Features:
     from biovae.features.coverage import file_features
 
     rf = file_features(path, k=s.k, cov_k=s.cov_k, bins=s.cov_bins, width=s.cov_width,
-                       threads=max(1, s.threads or os.cpu_count() or 1), folder=folder, chunk_bases=CHUNK_BASES)
+                       threads=max(1, s.threads or os.cpu_count() or 1), folder=folder, chunk_bases=CHUNK_BASES,
+                       scale=s.cov_scale)
     valid = (rf.lengths >= s.min_length) & (rf.comp_kmers > 0) & (rf.cov_kmers > 0)
     return Features(rf.ids, rf.lengths, rf.composition, rf.coverage, "coverage", valid)
 
