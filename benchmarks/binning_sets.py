@@ -11,7 +11,10 @@ Sets (git-ignored under benchmarks/data/):
            (the seven shared genomes; clustering settings are chosen here only)
   demo     data/demo (committed: 3,000 SimLoRD reads of four shared genomes; development too)
   confirm  benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
+           (its results were read many times while the code changed: "development (seen)" since)
   real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
+  confirm_b  benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
+           (the confirmation set from round 3 on: ten other genomes, run once with the final code)
 
 Figures: read (sequence) F1 and ARI by AMBER's definitions (biovae.evaluate.binning), bins, the
 genomes with >= 150 reads that have a bin of their own (the bin that holds most of the genome's
@@ -30,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 OUT = ROOT / "benchmarks" / "out"
-SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix"}
+SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix",
+        "confirm_b": DATA / "confirm_b"}
 
 
 def figures(evaluation: dict) -> dict:
