@@ -21,8 +21,7 @@ from biovae.expr.preprocess import Preprocessor
 from biovae.tl import anomaly_scores
 from biovae.tl.anomaly_model import fit_anomaly_models
 
-import explore_data
-from anomaly_groups import baselines, training_genes
+from anomaly_groups import baselines, dataset_split, training_genes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm")
@@ -35,13 +34,8 @@ def parts(model, cells):
 
 
 def dump(name, args, seed):
-    key = explore_data.DATASETS[name][0]
-    cells = explore_data.load(name)
-    cells.obs[key] = cells.obs[key].astype(str)
-    if hasattr(cells.X, "toarray"):
-        cells.X = cells.X.toarray()
-    train_all, test = split_cells(cells, 0.3, label_key=key, seed=seed)
-    for gi, held in enumerate(sorted(set(cells.obs[key]))):
+    key, cells, train_all, test, groups = dataset_split(name, seed)
+    for gi, held in enumerate(groups):
         others = train_all[train_all.obs[key] != held]
         fit, cal = split_cells(others, 0.2, label_key=key, seed=seed)
         genes = training_genes(fit)

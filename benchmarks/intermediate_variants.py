@@ -23,26 +23,17 @@ import sys
 import numpy as np
 import torch
 import explore_data
+from intermediate_cells import setup
 from biovae.evaluate.generation import classifier_auc, pearson
-from biovae.tl.intermediate import time_setup, neighbour_side, transport_pairs
+from biovae.tl.intermediate import neighbour_side, transport_pairs
 from biovae.tl.interpolate import model_parts
-from biovae.tl.times import fit_models, log_mode, to_log
+from biovae.tl.times import to_log
 from biovae.io.expression import get_labels
 from sklearn.ensemble import RandomForestClassifier
 
 def run(name, seed=0, genes=500):
-    key = explore_data.DATASETS[name][0]
-    data = explore_data.load(name)
+    key, labels, before, after, f, mode, keep, work, model, logs = setup(name, genes, seed, {"likelihood": "hurdle_cell"})
     hold = explore_data.HOLD_OUT[name]
-    labels, _, before, after, f = time_setup(data, key, hold)
-    x = np.asarray(data.X, dtype=np.float64)
-    train = labels != hold
-    mode = log_mode(x[train])
-    keep = np.sort(np.argsort(-to_log(x[train], mode).var(0), kind="stable")[: min(genes, data.n_vars)])
-    work = data[train][:, keep].copy()
-    settings = {"likelihood": "normal" if name == "guo" else "hurdle_cell"}
-    model = fit_models(work, settings, 1, seed)[0]
-    logs = to_log(x[:, keep], mode)
     real = logs[labels == hold]
     xb, xa = logs[labels == before], logs[labels == after]
     n = len(real)

@@ -55,7 +55,8 @@ from biovae.expr.samplers import LatentSamplers
 from biovae.images.model import TrainingPatches
 from biovae.tl.interpolate import expression_input, model_parts
 
-SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
+SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn", "std_resid",
+          "knn_resid")
 REFERENCE_CELLS = 5000  # latents kept for the k-nearest-neighbour score (seeded subsample)
 
 
@@ -72,6 +73,54 @@ class TrainingLatents(state.Record):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TrainingLatents":
         return cls(arrays["latents"])
+
+
+@dataclass
+class ScoreScales(state.Record):
+    """What std_resid and knn_resid need from the training cells (fit_score_scales), saved with
+    the model: each feature's residual sd (input minus the decoded posterior mean, model scale),
+    and the median and spread (IQR / 1.349) of latent_knn (each cell left out of its own
+    neighbours) and std_resid over the training cells."""
+
+    namespace: ClassVar[str] = "anomaly_scales"
+    feature_sd: np.ndarray
+    centers: np.ndarray  # latent_knn, std_resid
+    spreads: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"feature_sd": self.feature_sd, "centers": self.centers, "spreads": self.spreads}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ScoreScales":
+        return cls(arrays["feature_sd"], arrays["centers"], arrays["spreads"])
+
+
+def _center_spread(values: np.ndarray) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
+    return float(med), max(float(q3 - q1) / 1.349, 1e-12)
+
+
+def fit_score_scales(model, data, *, labels=None, layer=None, k: int = 10, seed: int = 0) -> ScoreScales:
+    """Store ScoreScales of the training cells `data` in the model (biovae.tl.fit_anomaly_models
+    calls it): needed by std_resid and knn_resid. Also keeps the training latents (fit_reference)."""
+    vae, _ = model_parts(model)
+    ref = fit_reference(model, data, labels=labels, layer=layer, seed=seed)
+    with _input(model, data, labels, layer, "the training data") as (x, cond, _):
+        x = np.asarray(x, dtype=np.float32)  # training cells, in memory
+        resid = x - vae.reconstruct(x, cond)
+        mean, _ = vae.encode(x, cond)
+    sd = np.maximum(resid.std(0), 1e-3 * max(float(resid.std()), 1e-12)).astype(np.float32)
+    kk = int(min(k, len(ref) - 1))
+    require(kk >= 1, "fit_score_scales needs at least two training cells")
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, _ = NearestNeighbors(n_neighbors=kk + 1).fit(ref).kneighbors(mean)
+    knn_fit = dist[:, 1:].mean(1)  # the cell itself is its own nearest reference latent
+    std_fit = ((resid / sd) ** 2).mean(1)
+    (c1, s1), (c2, s2) = _center_spread(knn_fit), _center_spread(std_fit)
+    scales = ScoreScales(sd, np.array([c1, c2]), np.array([s1, s2]))
+    state.put(vae.state, scales)
+    return scales
 
 
 def _is_backed(data) -> bool:
@@ -210,13 +259,20 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
         ref = None  # an image model keeps only the Gaussian of its training latents
     else:
         ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)
+    scales = state.get(vae.state, ScoreScales)
     with _input(model, data, labels, layer, "the data to score") as (x, cond, names):
-        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)  # one pass; also gives the posterior
+        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed,  # one pass; also gives the posterior
+                         scale=None if scales is None else scales.feature_sd)
     mean, logvar = terms["mean"], terms["logvar"]
+    knn = knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan)
+    std_resid = terms["scaled_mse"] if scales is not None else np.full(len(mean), np.nan)
+    knn_resid = np.full(len(mean), np.nan)
+    if scales is not None:
+        knn_resid = 0.5 * ((knn - scales.centers[0]) / scales.spreads[0] + (std_resid - scales.centers[1]) / scales.spreads[1])
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
         "mahalanobis": mahalanobis(mean, ref) if ref is not None else state.get(vae.state, TrainingPatches).mahalanobis(mean),
-        "latent_knn": knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan),
+        "latent_knn": knn, "std_resid": std_resid, "knn_resid": knn_resid,
     }, index=pd.Index(names, name="sample"))
     return frame[list(SCORES)]

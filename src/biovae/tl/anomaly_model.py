@@ -48,11 +48,17 @@ def fit_anomaly_models(data, *, genes="highly_variable", n_models: int = ANOMALY
     """Fit `n_models` unconditional VAEs (seeds seed, seed+1, ...) with ANOMALY_SETTINGS on the
     selected genes of AnnData `data` (see select_genes); keyword settings override them and go to
     biovae.expr.fit (e.g. epochs, progress). Returns the models, for anomaly_scores(models, ...):
-    each model keeps its genes, so cells to score may carry all genes."""
+    each model keeps its genes, so cells to score may carry all genes, and the scales of its
+    training cells that the default score, knn_resid, needs (biovae.tl.anomaly.fit_score_scales)."""
     import biovae.expr as ex
 
     require(n_models >= 1, f"n_models must be >= 1, got {n_models}")
+    from biovae.tl.anomaly import fit_score_scales
+
     cells = select_genes(data, genes)
     options = {**ANOMALY_SETTINGS, **settings}
-    return [ex.fit(cells, seed=seed + i, **options) for i in range(int(n_models))]
+    models = [ex.fit(cells, seed=seed + i, **options) for i in range(int(n_models))]
+    for model in models:  # the training cells' residual spread and score scales, for knn_resid
+        fit_score_scales(model, cells, seed=seed)
+    return models
 
