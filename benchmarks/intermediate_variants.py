@@ -16,7 +16,10 @@ Printed: RF-AUC against the real held-out cells, mean-profile r / RMSE, the shar
 the mean within-cell sd against the real cells', and the six genes the forest leans on most for
 "shift" (mean log value / share of zeros in real held-out, shift, before B and after A cells).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/intermediate_variants.py lung hsmm guo
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/intermediate_variants.py lung hsmm guo [--fraction=0.25]
+
+--fraction=F (a diagnostic, never a setting) makes every row's cells at F instead of the
+held-out time's fraction, e.g. nearer the earlier neighbour.
 """
 import sys
 
@@ -31,12 +34,13 @@ from biovae.tl.times import to_log
 from biovae.io.expression import get_labels
 from sklearn.ensemble import RandomForestClassifier
 
-def run(name, seed=0, genes=500):
+def run(name, seed=0, genes=500, fraction=None):
     key, labels, before, after, f, mode, keep, work, model, logs = setup(name, genes, seed, {"likelihood": "hurdle_cell"})
     hold = explore_data.HOLD_OUT[name]
     real = logs[labels == hold]
     xb, xa = logs[labels == before], logs[labels == after]
     n = len(real)
+    f = f if fraction is None else fraction  # diagnostic only: the cells at another point of the path
     _, expr = model_parts(model)
     wl = get_labels(work, key)
     rng = np.random.default_rng(seed)
@@ -91,5 +95,7 @@ def run(name, seed=0, genes=500):
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for name in sys.argv[1:]:
-        run(name)
+    args = [a for a in sys.argv[1:] if not a.startswith("--fraction=")]
+    given = [float(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--fraction=")]
+    for name in args:
+        run(name, fraction=given[0] if given else None)

@@ -4,9 +4,9 @@
     scores = anomaly_scores(model, new_cells)    # DataFrame, one row per cell, higher = stranger
     scores = anomaly_scores([m1, m2, m3], new_cells)   # an ensemble: each score averaged
 
-For finding cells of unseen types, fit the models with biovae.tl.fit_anomaly_models (settings
-measured for that, see biovae.tl.anomaly_model) and rank cells by latent_knn: on
-pbmc68k_reduced, leave-one-type-out, it is the best score (benchmarks/anomaly_loto.py).
+For finding cells of unseen types or states, fit the models with biovae.tl.fit_anomaly_models
+(settings measured for that, see biovae.tl.anomaly_model; it also stores the training cells'
+ScoreScales) and rank cells by knn_resid, the default (biovae.tl.DEFAULT_SCORE).
 
 Scores (all "higher is more unusual"):
   neg_elbo      -ELBO (beta 1) = recon_nll + kl, in nats per sample
@@ -16,26 +16,29 @@ Scores (all "higher is more unusual"):
   encoder_var   mean posterior variance over latent dimensions (the encoder's uncertainty)
   mahalanobis   distance of the posterior mean to the training latents' Gaussian (mean, covariance)
   latent_knn    mean Euclidean distance of the posterior mean to its k nearest training latents
-                (the recommended novelty score: unlike the others it does not assume one blob)
+  std_resid     mean over features of ((x - decoded posterior mean) / that feature's residual sd
+                over the training cells)^2: the reconstruction error in units the training cells
+                set per gene (NaN unless fit_score_scales stored them)
+  knn_resid     (latent_knn and std_resid, each minus its median over the training cells and
+                divided by its spread there (IQR / 1.349)), averaged: where a cell lies and how
+                much of it the latent leaves unexplained (NaN unless fit_score_scales ran)
 
 The training latent distribution comes from `reference` data, else from what fit_reference
 stored, else (expression models) from the encoded training cells the samplers stored.
 
-Why the scores behave as they do (benchmarks/anomaly_groups.py --models 1, split seed 0:
-leave-one-group-out on four public data sets, genes chosen on training cells only):
-  - encoder_var ranks novel cells *below* normal ones (AUROC 0.31 pbmc, 0.39 lung, 0.49 guo,
-    0.48 hsmm). The encoder learns its variance on training cells only, where cells with more
-    extreme (more informative) values pin z down better; on a novel cell, whose standardised
-    values lie further from the training means (their mean square alone reaches AUROC 0.77 /
-    0.86 / 0.63 / 0.73), it extrapolates that rule: encoder_var falls as that mean square
-    rises (Spearman -0.70 / -0.30 / -0.35 / -0.55 over the scored cells). It is confidence
-    learned in-distribution, not uncertainty about being out of it.
-  - neg_elbo is almost all reconstruction (it tracks recon_mse and PCA error within 0.03): a
-    novel group whose genes vary along programmes the training groups already use (T-cell
-    subsets, neighbouring time points) is reconstructed well and not flagged.
-  - latent_knn gains where the encoder puts novel cells beside but not onto training cells
-    (cell types: 0.850 on pbmc), and loses where the encoder maps them onto the nearest known
-    group (time points of one lineage: 0.66 on hsmm, 0.74 on guo, below PCA error there).
+Why the scores behave as they do (leave-one-group-out on four public data sets, genes chosen on
+training cells only; benchmarks/anomaly_groups.py and anomaly_choose.py, docs/exploration.md):
+  - encoder_var ranks novel cells *below* normal ones (AUROC 0.26-0.49). The encoder learns its
+    variance on training cells only, where cells with more extreme values pin z down better; on
+    a novel cell, whose standardised values lie further from the training means, it
+    extrapolates that rule: encoder_var falls as their mean square rises (Spearman -0.30 to
+    -0.77 over the scored cells). It is confidence learned in-distribution.
+  - neg_elbo is almost all reconstruction (it tracks recon_mse and PCA error within 0.03).
+  - latent_knn: the encoder maps a held-out time point of one lineage onto its neighbours
+    (novel / normal median distance 1.2 on guo and hsmm, against 1.5 for pbmc's cell types),
+    so it loses there (AUROC 0.75 guo, 0.69 hsmm, below PCA error); std_resid sees what the
+    latent leaves out (ratio 1.8 on both) but not T-cell subsets (ratio 1.0-1.2), where
+    latent_knn is the better half. knn_resid takes both.
 Calibrated calls: biovae.tl.anomaly_calibration (conformal p-values from held-out normal cells).
 """
 

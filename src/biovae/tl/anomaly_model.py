@@ -2,7 +2,7 @@
 
     models = fit_anomaly_models(train_cells)            # 3 VAEs on the highly variable genes
     scores = anomaly_scores(models, new_cells)           # each score averaged over the 3 models
-    scores["latent_knn"]                                 # the best score on pbmc68k_reduced
+    scores["knn_resid"]                                  # the default (latent_knn + std_resid)
 
 The expression defaults (biovae.expr.fit) are chosen for generating cells. For finding cells of
 a type the model never saw, benchmarks/anomaly_loto.py (pbmc68k_reduced, 10 held-out types;
@@ -23,7 +23,10 @@ genes 0.794 on average, IsolationForest 0.748; a kNN on 50 principal components,
 Leave-one-group-out over four data sets with genes chosen on training cells only
 (benchmarks/anomaly_groups.py, docs/exploration.md): latent_knn stays the best VAE score on
 pbmc (0.850, one VAE) but falls below PCA error and a kNN on 50 PCs for held-out time points of
-one lineage (guo 0.74, hsmm 0.66). Calibrated calls: biovae.tl.fit_detector.
+one lineage (guo 0.74, hsmm 0.66). Round 3 (benchmarks/anomaly_choose.py): the default is now
+knn_resid, latent_knn plus the residual in units of each gene's training spread (development
+sets pbmc / lung / guo / hsmm, 3 VAEs, split 0: 0.805 / 0.912 / 0.816 / 0.752 against latent_knn
+0.852 / 0.880 / 0.750 / 0.688). Calibrated calls: biovae.tl.fit_detector.
 Measured and not adopted (no better, or within split-to-split noise): beta 0.5, layer norm,
 batch size 64, hidden (512, 256), latent 64, training without a validation split (the best
 validation epoch is restored, so a larger patience gives the same model); as scores: an
