@@ -271,7 +271,8 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
     std_resid = terms["scaled_mse"] if scales is not None else np.full(len(mean), np.nan)
     knn_resid = np.full(len(mean), np.nan)
     if scales is not None:
-        knn_resid = 0.5 * ((knn - scales.centers[0]) / scales.spreads[0] + (std_resid - scales.centers[1]) / scales.spreads[1])
+        knn_resid = 0.5 * ((knn - scales.centers[0]) / scales.spreads[0]
+                           + (std_resid - scales.centers[1]) / scales.spreads[1])
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
