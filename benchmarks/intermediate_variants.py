@@ -14,7 +14,8 @@ held-out point are made from the same optimal-transport pairs of latent means by
   pooled      the real cells of both neighbours
 Printed: RF-AUC against the real held-out cells, mean-profile r / RMSE, the share of zeros and
 the mean within-cell sd against the real cells', and the six genes the forest leans on most for
-"shift" (mean log value / share of zeros in real held-out, shift, before B and after A cells).
+"shift" (mean log value / share of zeros in real held-out, shift, before B and after A cells),
+and the pace line (see pace()).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/intermediate_variants.py lung hsmm guo [--fraction=0.25]
 
@@ -28,11 +29,35 @@ import torch
 import explore_data
 from intermediate_cells import setup
 from biovae.evaluate.generation import classifier_auc, pearson
-from biovae.tl.intermediate import neighbour_side, transport_pairs
+from biovae.tl.intermediate import neighbour_side, time_setup, transport_pairs
 from biovae.tl.interpolate import model_parts
 from biovae.tl.times import to_log
 from biovae.io.expression import get_labels
 from sklearn.ensemble import RandomForestClassifier
+
+def pace(name, key, labels, before, after, work, expr, logs):
+    """Where the held-out point lies on the line from the earlier to the later neighbour: the
+    real held-out mean projected onto it (0 = before, 1 = after), and what a natural cubic
+    spline in time through the other time points predicts (latent centroids; mean log values)."""
+    from scipy.interpolate import CubicSpline
+
+    hold = explore_data.HOLD_OUT[name]
+    _, values, *_ = time_setup(explore_data.load(name), key, hold)
+    wl = get_labels(work, key)
+    points = sorted(set(wl), key=lambda k: values[k])
+    t, th = np.array([values[p] for p in points]), values[hold]
+
+    def along(path_at, first, last):
+        d = last - first
+        return float(np.dot(path_at - first, d) / np.dot(d, d))
+
+    cents = np.array([expr.vae.encode(expr.model_input(work[wl == p], None, "cells"), None)[0].mean(0) for p in points])
+    means = np.array([logs[labels == p].mean(0) for p in points])
+    ib, ia = points.index(before), points.index(after)
+    print(f"  pace: real held-out mean at {along(logs[labels == hold].mean(0), means[ib], means[ia]):.3f} of the way; "
+          f"spline through the other time points: latent {along(CubicSpline(t, cents, bc_type='natural')(th), cents[ib], cents[ia]):.3f}, "
+          f"expression {along(CubicSpline(t, means, bc_type='natural')(th), means[ib], means[ia]):.3f}")
+
 
 def run(name, seed=0, genes=500, fraction=None):
     key, labels, before, after, f, mode, keep, work, model, logs = setup(name, genes, seed, {"likelihood": "hurdle_cell"})
@@ -42,6 +67,7 @@ def run(name, seed=0, genes=500, fraction=None):
     n = len(real)
     f = f if fraction is None else fraction  # diagnostic only: the cells at another point of the path
     _, expr = model_parts(model)
+    pace(name, key, labels, before, after, work, expr, logs)
     wl = get_labels(work, key)
     rng = np.random.default_rng(seed)
     b = neighbour_side(expr, work[wl == before], None, rng, "b")
