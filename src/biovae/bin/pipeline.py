@@ -114,8 +114,9 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
     with stage("cluster"):
         from biovae.bin.cluster import cluster_latent
 
-        labels_valid, cstats = cluster_latent(mean, features=x, min_cluster_size=s.min_cluster_size,
-                                              min_samples=s.min_samples,
+        # reads: leftovers labelled from their features (measured on reads only, docs/binning.md)
+        labels_valid, cstats = cluster_latent(mean, features=None if ab_path else x,
+                                              min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
                                               fit_sample=s.fit_sample, selection=s.cluster_selection,
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
