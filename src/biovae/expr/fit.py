@@ -15,14 +15,14 @@ import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
-from biovae.expr import kinds, samplers
+from biovae.expr import choose, kinds, samplers
 from biovae.expr.model import ExpressionModel
 from biovae.expr.preprocess import Preprocessor
 from biovae.expr.settings import FitSettings
 from biovae.io.backed import BackedExpression, open_backed
 from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
 
-DEFAULT_LIKELIHOOD = FitSettings.likelihood
+DEFAULT_LIKELIHOOD = choose.CANDIDATES["counts"][0][0]  # what likelihood="auto" fits first for counts
 DENSE_VALUES = 2 << 20  # values per block when a backed pass densifies rows (16 MiB as float64)
 
 
@@ -80,6 +80,29 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     """
     s = (settings or FitSettings()).changed(**changes)
     labels = s.labels if labels is None else labels
+    if s.likelihood != "auto":
+        return _fit_one(data, labels, s, checkpoint_dir, resume)
+    if s.backed:  # no second pass over a file read in chunks: the first candidate, no choice
+        kind = s.input_kind if s.input_kind not in (None, "auto") else "counts"
+        model = _fit_one(data, labels, s.changed(likelihood=choose.CANDIDATES[kind][0][0]), checkpoint_dir, resume)
+        model.choice = {"chosen": model.pre.likelihood, "candidates": [], "note": "backed data: no choice"}
+        return model
+    x, genes, cells = as_matrix(data, s.layer)
+    check_values(x, None, "the expression data", genes=genes, cells=cells, allow_negative=True)
+    kind = _kind(s.input_kind, [x], data, s.layer, "the expression data")
+
+    def fit_one(likelihood, transform):
+        where = None if checkpoint_dir is None else f"{checkpoint_dir}/{likelihood}-{transform}"
+        return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where, resume)
+
+    lab = read_labels(data, labels, cells)
+    model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+    model.choice = record
+    return model
+
+
+def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> ExpressionModel:
+    """One fit with the likelihood and transform of `s` (see fit)."""
     layer, backed, input_kind, batch_key = s.layer, s.backed, s.input_kind, s.batch_key
     likelihood, transform, seed = s.likelihood, s.transform, s.seed
     source = open_backed(data, layer) if backed else None
