@@ -86,7 +86,7 @@ def choose(fit_one, kind: str, x: np.ndarray, labels: np.ndarray | None, fractio
     {"chosen", "candidates": [{"likelihood", "transform", "validation_rf_auc", "epochs"}],
     "validation_cells"}; with fewer than MIN_VALIDATION_CELLS validation cells only the first
     candidate is fitted and the record says why."""
-    val = validation_index(len(x), fraction, seed)
+    val = validation_index(x.shape[0], fraction, seed)
     options = CANDIDATES[kind]
     if len(val) < MIN_VALIDATION_CELLS:
         likelihood, transform = options[0]
