@@ -51,9 +51,9 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     batch_key: an obs column naming each cell's batch (as scvi-tools' batch_key): the encoder and
       decoder see it, so the latent is corrected for it and cells can be generated per batch.
       A missing column or an empty value is an error.
-    likelihood: "auto" (default): "hurdle_cell" and "hurdle" are both fitted and the one whose
-      generated cells a random forest tells least from the validation part of the training
-      cells is kept (biovae.expr.choose; model.choice holds the scores; twice a plain fit's
+    likelihood: "auto" (default): "hurdle_cell" and "hurdle" are both fitted and the one with
+      the lower loss on the validation part of the training cells is kept (biovae.expr.choose;
+      model.choice holds both candidates' validation loss and forest AUC; twice a plain fit's
       time). "hurdle_cell": exact zeros + a Gaussian whose location, zero probability and scale
       are all decoded per cell and gene (see engine.likelihoods); "hurdle": the same with one
       learned scale per gene; "normal" (Gaussian, learned per-gene scale),
