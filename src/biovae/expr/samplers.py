@@ -8,9 +8,10 @@ mixture    z from a Gaussian mixture (full covariances, sampled with its noise, 
            of benchmarks/expr_forest_tells.py told unlabelled pbmc68k_counts cells by their
            principal components (AUC 0.66) more than by any gene (0.55) or cell total (0.54):
            several cell types in one group, one latent region each, and 4 Gaussians smear
-           them. Held-out RF-AUC, development sets, 3 splits, same fits: pbmc68k_counts
-           hurdle_cell 0.696 -> 0.601, hurdle 0.606 -> 0.578; pbmc68k_reduced hurdle_cell
-           0.602 -> 0.607, hurdle 0.624 -> 0.591 (20 components: 0.619, 0.550, 0.607, 0.591).
+           them. Held-out RF-AUC, development sets, 3 splits, same fits
+           (benchmarks/expr_choice_dev.py): pbmc68k_counts hurdle_cell 0.696 -> 0.601, hurdle
+           0.606 -> 0.578; pbmc68k_reduced hurdle_cell 0.602 -> 0.607, hurdle 0.624 -> 0.591
+           (20 components: 0.619, 0.550, 0.607, 0.591).
 posterior  z ~ q(z | x) of training cells of that label picked at random: new draws around real
            cells (an augmentation in the style of perturbing encoded samples).
 
