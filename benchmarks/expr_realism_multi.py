@@ -10,8 +10,9 @@ data set and split seed s (0, 1, .. --splits - 1) the cells are split 80/20
 (biovae.evaluate.generation.split_cells, stratified by the label column when there is one) and
 every generator is fitted on the 80% only. Rows:
   biovae default    biovae.expr.fit(train, labels=<label column or None>, seed=s) with every
-                    default (CVAE where labels exist), then generate() as many cells per label as
-                    the training cells have, seed s.
+                    default (CVAE where labels exist; likelihood "auto", chosen on the validation
+                    part of the 80%, see biovae.expr.choose), then generate() as many cells per
+                    label as the training cells have, seed s.
   diagonal Gaussian per label, independent N(mean, sd) per gene on log1p(10^4 x / library) of the
                     training cells; mapped back by expm1 x library / 10^4 with a library drawn
                     from the training cells of that label, clipped at 0, rounded for counts
@@ -50,6 +51,7 @@ import expr_datasets  # noqa: E402
 
 import biovae.expr as ex  # noqa: E402
 from biovae.evaluate.generation import classifier_auc, mmd_pca, split_cells  # noqa: E402
+from biovae.expr.choose import describe  # noqa: E402
 from biovae.expr.kinds import detect  # noqa: E402
 from biovae.expr.preprocess import lattice_size_factors  # noqa: E402
 
@@ -139,12 +141,17 @@ def one_split(name: str, real: ad.AnnData, label: str | None, seed: int, args) -
     want = pd.Series(ltr).value_counts().to_dict() if label else None
     gen = model.generate(train.n_obs, labels=want, seed=seed, method=args.method)
     add("biovae default", np.asarray(gen.X, np.float64), gen.obs["label"].astype(str).to_numpy(), fit_s,
-        f"{model.pre.kind}, {model.pre.likelihood}, {model.pre.transform}, {len(model.vae.history)} epochs")
+        f"{model.pre.kind}, {model.pre.likelihood}, {model.pre.transform}, {len(model.vae.history)} epochs"
+        + (f"; {describe(model.choice)}" if model.choice else ""))
     if args.only_biovae:
         return rows
     t0 = time.perf_counter()
     add("diagonal Gaussian", gaussian(Xtr, ltr, kind, seed), ltr, time.perf_counter() - t0)
-    if not args.no_scvi and SCVI_PYTHON.exists():
+    earlier = args.scvi_rows.get((name, seed))
+    if earlier is not None:  # SCVI's own run on the same split: nothing of biovae enters it
+        rows.append({**earlier, "note": f"scvi-tools row of an earlier run ({earlier.get('source')})"})
+        print(f"  {name} split {seed} scvi-tools          RF-AUC {earlier['rf_auc']:.3f}  (earlier run)", flush=True)
+    elif not args.no_scvi and SCVI_PYTHON.exists():
         counts, back = scvi_counts(Xtr, kind)
         if counts is not None:
             sample, secs = run_scvi(counts, seed, args.scvi_epochs)
@@ -164,6 +171,9 @@ def main() -> None:
                     help="development only: a biovae.expr.fit option other than its default (JSON value)")
     ap.add_argument("--method", default="mixture", help="development only: generate()'s method")
     ap.add_argument("--only-biovae", action="store_true", help="development only: skip the other rows")
+    ap.add_argument("--scvi-from", nargs="+", default=[], metavar="JSON",
+                    help="take the scvi-tools row of a data set and split from these earlier runs' JSON files "
+                         "instead of fitting SCVI again (its fit and samples do not depend on biovae's code)")
     ap.add_argument("--table", nargs="+", metavar="JSON",
                     help="only print the markdown table of earlier runs' JSON files (e.g. parallel runs)")
     args = ap.parse_args()
@@ -171,6 +181,8 @@ def main() -> None:
         print(markdown(pd.DataFrame([r for f in args.table for r in json.loads(Path(f).read_text())])))
         return
     args.fit_options = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.fit)}
+    args.scvi_rows = {(r["dataset"], r["split"]): {**r, "source": Path(f).name} for f in args.scvi_from
+                      for r in json.loads(Path(f).read_text()) if r["generator"] == "scvi-tools"}
     import torch
 
     torch.set_num_threads(1)

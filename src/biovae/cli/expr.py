@@ -37,7 +37,9 @@ def register(sub) -> None:
     p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
                    "file with one gene name per line; default all genes")
     p.add_argument("--likelihood", default=_D.likelihood,
-                   help="hurdle_cell, hurdle, normal, gaussian, bernoulli (values); nb, zinb, poisson (raw counts)")
+                   help="auto (default: hurdle_cell and hurdle both fitted, the one with the lower loss on the "
+                   "validation part of the training cells kept), hurdle_cell, hurdle, normal, gaussian, "
+                   "bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default=_D.transform, help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
     p.add_argument("--input-kind", default=_D.input_kind, choices=["auto", "counts", "full_length", "log_normalised"],
                    help="what the values are (auto: detected); sets the auto transform and the generated cells' "

@@ -35,6 +35,7 @@ class ExpressionModel:
         self.label_key, self.labels = label_key, labels
         self.batch_key, self.batches = batch_key, batches
         self.label_style: dict | None = None  # {"categories", "colors"} of the label column (see fit)
+        self.choice: dict | None = None  # likelihood="auto": the candidates' scores (expr.choose)
 
     @property
     def conditional(self) -> bool:
@@ -225,7 +226,8 @@ class ExpressionModel:
         biovae did not write is replaced only with `force`."""
         self.vae.metadata = {"kind": KIND, "genes": self.genes, "label_key": self.label_key,
                              "labels": self.labels, "preprocess": self.pre.to_json(),
-                             "batch_key": self.batch_key, "batches": self.batches, "label_style": self.label_style}
+                             "batch_key": self.batch_key, "batches": self.batches, "label_style": self.label_style,
+                             "choice": self.choice}
         self.vae.state.update(self.pre.arrays())
         self.vae.save(folder, summary=summary, extras=extras, force=force)
 
@@ -246,4 +248,5 @@ class ExpressionModel:
         model = cls(vae, pre, meta["genes"], meta.get("label_key"), meta.get("labels"), meta.get("batch_key"),
                    meta.get("batches"))
         model.label_style = meta.get("label_style")
+        model.choice = meta.get("choice")
         return model

@@ -20,7 +20,7 @@ class FitSettings(Settings):
     input_kind: str = "auto"  # auto (detected), counts, full_length, log_normalised
     backed: bool = False  # read the .h5ad in row chunks, never the whole matrix
     # model
-    likelihood: str = "hurdle_cell"
+    likelihood: str = "auto"  # chosen on a validation part of the training cells (expr.choose)
     transform: str = "auto"
     latent_dim: int = 10
     hidden: list[int] = field(default_factory=lambda: [256, 128])

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Normal
 
+from biovae.engine import backends
 from biovae.engine.likelihoods.base import HALF_LOG_2PI, Likelihood, register
+from biovae.engine.likelihoods.hurdle_objective import HurdleCellLogProb
 
 HURDLE_CELL_MIN_SCALE = 0.05  # floor of hurdle_cell's scale, in the data's (standardised) units
 MIN_SHARE = 1e-3  # zero fractions are clipped to [MIN_SHARE, 1 - MIN_SHARE] before the logit
@@ -100,6 +102,13 @@ class CellScaleHurdle(Likelihood):
     def distribution(self, raw, library=None):
         loc, zero_logits, scale_raw = self.split(raw)
         return Hurdle(zero_logits, loc, nn.functional.softplus(scale_raw) + HURDLE_CELL_MIN_SCALE)
+
+    def log_prob(self, x, raw, library=None):
+        """The training objective: HurdleCellLogProb (its gradient written out) when raw needs a
+        gradient and the fast operations are on, else the distribution's log_prob (the reference)."""
+        if raw.requires_grad and raw.dim() == 2 and x.shape[-1] == self.n_features and backends.kernels_enabled():
+            return HurdleCellLogProb.apply(x.to(raw.dtype).contiguous(), raw.contiguous(), HURDLE_CELL_MIN_SCALE)
+        return super().log_prob(x, raw, library)
 
     def start(self, marginals) -> np.ndarray:
         s = np.maximum(marginals.nonzero_sd - HURDLE_CELL_MIN_SCALE, 1e-3)  # softplus(raw) = s
