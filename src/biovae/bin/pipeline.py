@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from biovae.bin import features as feat
+from biovae.bin import quality
 from biovae.bin.settings import BinSettings
 from biovae.engine import state
 from biovae.engine.config import Block
@@ -122,6 +123,11 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
         labels[f.valid] = labels_valid
+    marker_quality = None
+    if quality.wanted(s.quality, ab_path is not None):
+        with stage("markers"):
+            marker_quality = quality.estimate(path, f.ids, f.valid, labels, marker_file=s.markers,
+                                              min_length=s.min_length, threads=s.threads or 1)
     evaluation = None
     if truth_table is not None:
         with stage("evaluate"):
@@ -131,6 +137,7 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
             table = pd.DataFrame({"sequence_id": f.ids, "bin": bin_names(labels)})
             evaluation = evaluate_tables(table, truth_table, source=str(path))
     summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
+    summary["marker_quality"] = marker_quality
     with stage("write"):
         _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id)
     return summary
@@ -253,6 +260,8 @@ def headline(summary: dict) -> str:
             f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
     if summary.get("evaluation"):
         text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
+    if quality.headline(summary.get("marker_quality")):
+        text += f"; {quality.headline(summary['marker_quality'])}"
     if summary.get("warning"):
         text += f"; WARNING: {summary['warning']}"
     return text
@@ -265,7 +274,12 @@ def _report(folder: Path, summary: dict, history: list[dict]) -> None:
     from biovae.report import write_report
 
     sizes = pd.DataFrame(summary["bin_sizes"]).T.rename_axis("bin")
+    per_bin = (summary.get("marker_quality") or {}).get("per_bin")
+    if per_bin:
+        sizes = sizes.join(pd.DataFrame(per_bin).T)
     shown = {k: v for k, v in summary.items() if k not in ("settings", "bin_sizes", "outputs")}
+    if per_bin:
+        shown["marker_quality"] = {k: v for k, v in summary["marker_quality"].items() if k != "per_bin"}
     write_report(folder / "report.html", "biovae bin", lead=headline(summary), summary=shown, history=history,
                  images=[] if summary["settings"]["plot"] == "none" else
                  [(f"latent space ({summary['settings']['plot'].upper()} of the VAE means), by bin and by truth",

@@ -48,6 +48,10 @@ class BinSettings:
     train_threads: int = 1
     device: str = "cpu"
     progress: bool = True
+    # per-bin completeness / contamination from single-copy marker genes (bin/quality.py):
+    # auto = contigs only, on = also reads, off; markers = the HMM file (None: looked up)
+    quality: str = "auto"
+    markers: str | None = None
 
     def validate(self) -> "BinSettings":
         require(3 <= self.k <= 6, f"--k must be from 3 to 6, got {self.k}")
@@ -63,6 +67,7 @@ class BinSettings:
         require(self.plot in ("umap", "pca", "none"), f"--plot must be umap, pca or none, got {self.plot!r}")
         require(self.cluster_selection in ("leaf", "eom"),
                 f"--cluster-selection must be leaf or eom, got {self.cluster_selection!r}")
+        require(self.quality in ("auto", "on", "off"), f"--quality must be auto, on or off, got {self.quality!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -59,6 +59,11 @@ def register(sub) -> None:
                    help="latent_umap.png: principal components (fast), UMAP (numba compiles it on each run, tens of seconds) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
+    q = p.add_argument_group("bin quality (single-copy marker genes: pyrodigal + pyhmmer)")
+    q.add_argument("--quality", choices=["auto", "on", "off"], default=_D.quality,
+                   help="per-bin completeness and contamination: auto = contigs only, on = also reads (slow), off")
+    q.add_argument("--markers", help="HMMER3 file of single-copy marker profiles with trusted cut-offs "
+                   "(default: $BIOVAE_MARKER_HMM, else the marker.hmm of an installed metacoag or SemiBin)")
     add_runtime_options(p)
     p.set_defaults(handler=_bin)
 
@@ -83,7 +88,8 @@ def _bin(args) -> None:
                     min_samples=args.min_samples, fit_sample=args.fit_sample,
                     cluster_selection=args.cluster_selection,
                     assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
-                    threads=args.threads, device=args.device, progress=not args.quiet)
+                    threads=args.threads, device=args.device, progress=not args.quiet,
+                    quality=args.quality, markers=args.markers)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume, fasta_gzip=args.fasta_gzip,
                   sample_id=args.sample_id, force=args.force)

@@ -1,0 +1,113 @@
+"""Marker-gene bin quality (biovae.bin.markers / quality) on a synthetic genome and HMMs built here:
+three random proteins, each made a profile with pyhmmer's builder, back-translated into genes
+inside random DNA; pyrodigal must call them and pyhmmer find them."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyhmmer")
+pytest.importorskip("pyrodigal")
+
+from biovae.bin import markers, quality  # noqa: E402
+from biovae.errors import BiovaeError  # noqa: E402
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+CODONS = {"A": ["GCT", "GCC", "GCA", "GCG"], "C": ["TGT", "TGC"], "D": ["GAT", "GAC"], "E": ["GAA", "GAG"],
+          "F": ["TTT", "TTC"], "G": ["GGT", "GGC", "GGA", "GGG"], "H": ["CAT", "CAC"], "I": ["ATT", "ATC", "ATA"],
+          "K": ["AAA", "AAG"], "L": ["CTT", "CTC", "CTG", "TTA", "TTG"], "M": ["ATG"], "N": ["AAT", "AAC"],
+          "P": ["CCT", "CCC", "CCA", "CCG"], "Q": ["CAA", "CAG"], "R": ["CGT", "CGC", "AGA", "CGG"],
+          "S": ["TCT", "TCC", "AGC", "TCG"], "T": ["ACT", "ACC", "ACA", "ACG"], "V": ["GTT", "GTC", "GTA", "GTG"],
+          "W": ["TGG"], "Y": ["TAT", "TAC"]}
+
+
+def _proteins(rng, n=3, length=250):
+    return ["M" + "".join(rng.choice(list(AMINO), length - 1)) for _ in range(n)]
+
+
+def _gene(rng, protein):
+    return "".join(rng.choice(CODONS[a]) for a in protein) + "TAA"
+
+
+def _background(rng, n):
+    return "".join(rng.choice(list("ACGT"), n))
+
+
+def _hmm_file(tmp_path, proteins):
+    import pyhmmer
+
+    alphabet = pyhmmer.easel.Alphabet.amino()
+    builder, background = pyhmmer.plan7.Builder(alphabet), pyhmmer.plan7.Background(alphabet)
+    path = tmp_path / "markers.hmm"
+    with open(path, "wb") as fh:
+        for k, protein in enumerate(proteins):
+            seq = pyhmmer.easel.TextSequence(name=f"M{k}".encode(), sequence=protein).digitize(alphabet)
+            hmm, _, _ = builder.build(seq, background)
+            hmm.name = f"MK{k:03d}"
+            hmm.cutoffs.trusted = (40.0, 40.0)
+            hmm.write(fh)
+    return path
+
+
+def _contig(rng, genes):
+    parts = [_background(rng, 600)]
+    for g in genes:
+        parts += [g, _background(rng, 400)]
+    return "".join(parts).encode()
+
+
+def test_markers_are_found_and_bins_scored(tmp_path):
+    rng = np.random.default_rng(3)
+    proteins = _proteins(rng)
+    hmms = markers.load_profiles(_hmm_file(tmp_path, proteins))
+    assert markers.n_markers(hmms) == 3
+    genes = [_gene(rng, p) for p in proteins]
+    seqs = [_contig(rng, genes[:2]), _contig(rng, genes[2:]),  # bin 0: all three markers once
+            _contig(rng, genes[:1]), _contig(rng, genes[:1]),  # bin 1: marker 0 twice
+            _background(rng, 3000).encode()]                    # bin 1: no marker
+    hits = markers.marker_hits(seqs, hmms, min_length=500)
+    assert sorted(map(tuple, hits.to_numpy().tolist())) == [(0, "MK000"), (0, "MK001"), (1, "MK002"),
+                                                            (2, "MK000"), (3, "MK000")]
+    table = markers.bin_marker_table(np.array([0, 0, 1, 1, 1]), hits, 3).set_index("label")
+    assert table.loc[0, ["markers", "completeness", "contamination"]].tolist() == [3, 100.0, 0.0]
+    assert table.loc[1, ["markers", "extra_copies", "completeness", "contamination"]].tolist() == [1, 1, 33.3, 33.3]
+
+
+def test_a_gene_cut_short_is_not_counted(tmp_path):
+    rng = np.random.default_rng(4)
+    proteins = _proteins(rng, n=1)
+    hmms = markers.load_profiles(_hmm_file(tmp_path, proteins))
+    whole = _gene(rng, proteins[0])
+    cut = whole[: 3 * 60]  # a fifth of the gene at a contig end, below the 40 % profile span
+    hits = markers.marker_hits([_background(rng, 800).encode() + cut.encode()], hmms, min_length=100)
+    assert hits.empty
+
+
+def test_estimate_per_bin_and_skips_without_a_marker_set(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    proteins = _proteins(rng, n=2)
+    hmm = _hmm_file(tmp_path, proteins)
+    genes = [_gene(rng, p) for p in proteins]
+    fasta = tmp_path / "c.fa"
+    fasta.write_bytes(b"".join(b">c%d\n%s\n" % (k, s) for k, s in enumerate(
+        [_contig(rng, genes), _contig(rng, genes[:1]), _background(rng, 2000).encode()])))
+    labels, valid = np.array([0, 1, -1]), np.ones(3, bool)
+    q = quality.estimate(fasta, None, valid, labels, marker_file=hmm, min_length=500)
+    assert q["markers"] == 2 and q["genes_found"] == 3
+    assert q["per_bin"]["bin_0"]["completeness"] == 100.0 and q["per_bin"]["bin_1"]["completeness"] == 50.0
+    assert "2 bins >= 50% and < 10%" not in quality.headline(q) and "1 bins >= 90%" in quality.headline(q)
+
+    monkeypatch.delenv(markers.ENV, raising=False)
+    monkeypatch.setattr(markers, "PACKAGED", ())
+    skipped = quality.estimate(fasta, None, valid, labels)
+    assert "no marker HMM set found" in skipped["skipped"] and "per_bin" not in skipped
+    assert quality.headline(skipped) is None
+    with pytest.raises(BiovaeError, match="does not exist"):
+        markers.find_marker_hmm(tmp_path / "none.hmm")
+    (tmp_path / "bad.hmm").write_text("not an hmm\n")
+    with pytest.raises(BiovaeError, match="cannot be read"):
+        markers.load_profiles(tmp_path / "bad.hmm")
+
+
+def test_quality_modes():
+    assert quality.wanted("auto", True) and not quality.wanted("auto", False)
+    assert quality.wanted("on", False) and not quality.wanted("off", True)
