@@ -91,14 +91,14 @@ def test_estimate_per_bin_and_skips_without_a_marker_set(tmp_path, monkeypatch):
     fasta.write_bytes(b"".join(b">c%d\n%s\n" % (k, s) for k, s in enumerate(
         [_contig(rng, genes), _contig(rng, genes[:1]), _background(rng, 2000).encode()])))
     labels, valid = np.array([0, 1, -1]), np.ones(3, bool)
-    q = quality.estimate(fasta, None, valid, labels, marker_file=hmm, min_length=500)
+    _, q = quality.estimate(fasta, valid, labels, marker_file=hmm, min_length=500)
     assert q["markers"] == 2 and q["genes_found"] == 3
     assert q["per_bin"]["bin_0"]["completeness"] == 100.0 and q["per_bin"]["bin_1"]["completeness"] == 50.0
     assert "2 bins >= 50% and < 10%" not in quality.headline(q) and "1 bins >= 90%" in quality.headline(q)
 
     monkeypatch.delenv(markers.ENV, raising=False)
     monkeypatch.setattr(markers, "PACKAGED", ())
-    skipped = quality.estimate(fasta, None, valid, labels)
+    _, skipped = quality.estimate(fasta, valid, labels)
     assert "no marker HMM set found" in skipped["skipped"] and "per_bin" not in skipped
     assert quality.headline(skipped) is None
     with pytest.raises(BiovaeError, match="does not exist"):
@@ -111,3 +111,39 @@ def test_estimate_per_bin_and_skips_without_a_marker_set(tmp_path, monkeypatch):
 def test_quality_modes():
     assert quality.wanted("auto", True) and not quality.wanted("auto", False)
     assert quality.wanted("on", False) and not quality.wanted("off", True)
+
+
+def _hits(pairs):
+    import pandas as pd
+
+    return pd.DataFrame(pairs, columns=["sequence", "marker"])
+
+
+def test_refine_splits_a_mixed_bin_and_merges_complementary_fragments():
+    from biovae.bin.marker_refine import refine
+
+    rng = np.random.default_rng(0)
+    total = 20
+    names = [f"m{j}" for j in range(total)]
+    # genome A: sequences 0-19 around (0, 0), one marker each; genome B: 20-39 around (10, 0);
+    # genome C: 40-59 around (0, 10), in two fragments (40-49, 50-59) with disjoint markers
+    mean = np.concatenate([rng.normal(c, 0.3, (20, 2)) for c in ([0, 0], [10, 0], [0, 10])])
+    hits = _hits([(i, names[i % 20]) for i in range(60)])
+    labels = np.array([0] * 40 + [1] * 10 + [2] * 10)  # bin 0 mixes A and B
+    new, changes = refine(labels, np.arange(60), mean, hits, total, seed=1)
+    assert len(set(new[:20])) == 1 and len(set(new[20:40])) == 1 and new[0] != new[20]
+    assert len(set(new[40:])) == 1 and new[40] not in (new[0], new[20])
+    assert any(c.startswith("split bin 0") for c in changes) and any(c.startswith("merged") for c in changes)
+
+
+def test_refine_leaves_clean_bins_and_overlapping_fragments_alone():
+    from biovae.bin.marker_refine import refine
+
+    rng = np.random.default_rng(1)
+    total = 20
+    mean = np.concatenate([rng.normal(c, 0.3, (20, 2)) for c in ([0, 0], [3, 0])])
+    # two bins each holding the same 12 markers (two genomes): no merge; each clean: no split
+    hits = _hits([(i, f"m{i % 12}") for i in range(12)] + [(20 + i, f"m{i % 12}") for i in range(12)])
+    labels = np.array([0] * 20 + [1] * 20)
+    new, changes = refine(labels, np.arange(40), mean, hits, total)
+    assert changes == [] and (new == labels).all()

@@ -5,6 +5,8 @@
     train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
     encode    latent means and log-variances of every usable sequence
     cluster   HDBSCAN on the latent means, close leftovers assigned, the rest unbinned
+    markers   (contigs, or --quality on) single-copy marker genes: bins split / merged where they
+              say so, per-bin completeness and contamination (bin/quality.py)
     write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
     evaluate  (with a truth table) AMBER-style precision, recall, F1, ARI
 
@@ -126,8 +128,9 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
     marker_quality = None
     if quality.wanted(s.quality, ab_path is not None):
         with stage("markers"):
-            marker_quality = quality.estimate(path, f.ids, f.valid, labels, marker_file=s.markers,
-                                              min_length=s.min_length, threads=s.threads or 1)
+            labels, marker_quality = quality.estimate(path, f.valid, labels, marker_file=s.markers,
+                                                      min_length=s.min_length, threads=s.threads or 1, mean=mean,
+                                                      refine=s.marker_refine, seed=s.seed)
     evaluation = None
     if truth_table is not None:
         with stage("evaluate"):

@@ -23,18 +23,21 @@ def wanted(mode: str, contigs: bool) -> bool:
     return mode == "on" or (mode == "auto" and contigs)
 
 
-def estimate(path: Path, ids, valid: np.ndarray, labels: np.ndarray, *, marker_file=None, min_length: int = 1000,
-             threads: int = 1) -> dict:
-    """Marker quality of the bins in `labels` (one label per record of `path`, -1 unbinned).
+def estimate(path: Path, valid: np.ndarray, labels: np.ndarray, *, marker_file=None, min_length: int = 1000,
+             threads: int = 1, mean: np.ndarray | None = None, refine: bool = False,
+             seed: int = 1) -> tuple[np.ndarray, dict]:
+    """(labels, marker quality) of the bins in `labels` (one label per record of `path`, -1 unbinned).
 
-    Returns {"marker_set", "markers", "genes_found", "per_bin": {bin: {markers, extra_copies,
-    completeness, contamination}}}, or {"skipped": why} when it cannot run.
+    With `refine` (and `mean`, the latent means of the `valid` records), bins are first split and
+    merged where the markers say so (biovae.bin.marker_refine), and the labels returned are the new
+    ones. The quality dict is {"marker_set", "markers", "genes_found", "changes", "per_bin": {bin:
+    {markers, extra_copies, completeness, contamination}}}, or {"skipped": why} when it cannot run.
     """
     if not markers.available():
-        return {"skipped": "pyrodigal and pyhmmer are not installed (pip install pyrodigal pyhmmer)"}
+        return labels, {"skipped": "pyrodigal and pyhmmer are not installed (pip install pyrodigal pyhmmer)"}
     hmm_path, source = markers.find_marker_hmm(marker_file)
     if hmm_path is None:
-        return {"skipped": source}
+        return labels, {"skipped": source}
     from biovae.io.fastx import read_fastx
 
     hmms = markers.load_profiles(hmm_path)
@@ -43,12 +46,18 @@ def estimate(path: Path, ids, valid: np.ndarray, labels: np.ndarray, *, marker_f
     hits = markers.marker_hits([seqs[i] for i in keep], hmms, min_length=min_length, threads=threads)
     hits["sequence"] = keep[hits["sequence"].to_numpy()] if len(hits) else hits["sequence"]
     total = markers.n_markers(hmms)
+    changes: list[str] = []
+    if refine and mean is not None:
+        from biovae.bin.marker_refine import refine as refine_bins
+
+        labels, changes = refine_bins(labels, np.flatnonzero(valid), mean, hits, total, seed=seed)
     table = markers.bin_marker_table(labels, hits, total)
     every = bin_names(np.arange(int(labels.max()) + 1)) if (labels >= 0).any() else []
     names = [every[b] for b in table["label"]]
     per_bin = {name: {k: row[k] for k in ("markers", "extra_copies", "completeness", "contamination")}
                for name, row in zip(names, table.to_dict("records"))}
-    return {"marker_set": source, "markers": total, "genes_found": int(len(hits)), "per_bin": per_bin}
+    return labels, {"marker_set": source, "markers": total, "genes_found": int(len(hits)), "changes": changes,
+                    "per_bin": per_bin}
 
 
 def headline(quality: dict | None) -> str | None:

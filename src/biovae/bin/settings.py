@@ -52,6 +52,7 @@ class BinSettings:
     # auto = contigs only, on = also reads, off; markers = the HMM file (None: looked up)
     quality: str = "auto"
     markers: str | None = None
+    marker_refine: bool = True  # split / merge bins where the markers say so (bin/marker_refine.py)
 
     def validate(self) -> "BinSettings":
         require(3 <= self.k <= 6, f"--k must be from 3 to 6, got {self.k}")

@@ -64,6 +64,8 @@ def register(sub) -> None:
                    help="per-bin completeness and contamination: auto = contigs only, on = also reads (slow), off")
     q.add_argument("--markers", help="HMMER3 file of single-copy marker profiles with trusted cut-offs "
                    "(default: $BIOVAE_MARKER_HMM, else the marker.hmm of an installed metacoag or SemiBin)")
+    q.add_argument("--no-marker-refine", dest="marker_refine", action="store_false",
+                   help="report marker quality but do not split contaminated bins or merge complementary fragments")
     add_runtime_options(p)
     p.set_defaults(handler=_bin)
 
@@ -89,7 +91,7 @@ def _bin(args) -> None:
                     cluster_selection=args.cluster_selection,
                     assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
                     threads=args.threads, device=args.device, progress=not args.quiet,
-                    quality=args.quality, markers=args.markers)
+                    quality=args.quality, markers=args.markers, marker_refine=args.marker_refine)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume, fasta_gzip=args.fasta_gzip,
                   sample_id=args.sample_id, force=args.force)
