@@ -17,8 +17,10 @@ Sets (nothing under benchmarks/data/ is committed):
 
 Contigs of >= 1,000 bp are kept, shuffled and renamed contig_000001...; a contig's truth is the
 assembly it comes from. Abundance: SAMPLES samples; in each, every genome gets a log-normal depth
-(median 6x, sigma 0.8, clipped to 1-40x) of dwgsim 2 x 150 bp reads drawn from its reference
-genome (from the draft itself where there is none), mapped to all contigs with minimap2 -x sr,
+(median 6x, sigma 0.8, clipped to 1-40x) of dwgsim 2 x 150 bp reads drawn from the sequence its
+contigs were assembled from: all records of a shipped draft (ragout's USA300 draft holds contigs
+that its reference lacks), the reference genome of an assembly made here; mapped to all contigs
+with minimap2 -x sr,
 sorted and indexed with samtools. abundance.tsv (VAMB's layout) holds the per-sample mean depth
 that biovae's own BAM reader (biovae.io.depth) gives; both tools bin from that same file.
 Figures: AMBER's F1 and ARI counting contigs (and by bp), bins, wall and peak RSS (/usr/bin/time).
@@ -50,7 +52,8 @@ MIN_LEN = 1000
 SAMPLES = 3
 RAG = DOC + "ragout/examples/"
 GTDBTK = ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/")
-# genome -> (draft: (kind, package, path) or None to assemble here, reference: (kind, package, path) or None)
+# genome -> (draft: (kind, package, path) or None to assemble here, reference: (kind, package, path) or None;
+# the reference is used only to simulate the reads to assemble)
 SETS = {
     "dev": {
         "escherichia_coli_MG1655": (("deb", "ragout-examples", RAG + "E.Coli/mg1655_contigs.fasta.gz"),
@@ -128,14 +131,15 @@ def build(name: str, seed: int, out: Path) -> None:
     rng = np.random.default_rng(seed)
     contigs, sources, manifest = [], {}, {"set": name, "seed": seed, "genomes": {}}
     for i, (genome, (draft, ref)) in enumerate(SETS[name].items()):
-        ref_path = None
-        if ref is not None:
-            ref_path = write_fasta(work / f"ref_{genome}.fa", [(n, re.sub("[^ACGT]", "N", s))
+        if draft:  # reads come from the assembly's own sequence (a draft's strain need not be its reference's)
+            recs = fasta_records(package_file(*draft))
+            ref_path = write_fasta(work / f"src_{genome}.fa", [(f"c{j}", re.sub("[^ACGT]", "N", s))
+                                                               for j, (_, s) in enumerate(recs)])
+        else:
+            ref_path = write_fasta(work / f"src_{genome}.fa", [(n, re.sub("[^ACGT]", "N", s))
                                                                for n, s in fasta_records(package_file(*ref))])
-        recs = fasta_records(package_file(*draft)) if draft else assemble(genome, ref_path, seed + i, work)
+            recs = assemble(genome, ref_path, seed + i, work)
         kept = [(genome, s) for _, s in recs if len(s) >= MIN_LEN]
-        if ref_path is None:
-            ref_path = write_fasta(work / f"ref_{genome}.fa", [(f"c{j}", s) for j, (_, s) in enumerate(kept)])
         sources[genome] = ref_path
         contigs += kept
         manifest["genomes"][genome] = {"draft": "/".join(draft[1:]) if draft else "megahit (made here)",

@@ -90,13 +90,16 @@ def marker_hits(seqs: Sequence[bytes], hmms: list, *, min_length: int = 1000, th
 
     finder = pyrodigal.GeneFinder(meta=True)
     alphabet = pyhmmer.easel.Alphabet.amino()
-    proteins = []
-    for i, seq in enumerate(seqs):
-        if len(seq) < max(min_length, 100):
-            continue
-        for j, gene in enumerate(finder.find_genes(seq)):
-            proteins.append(pyhmmer.easel.TextSequence(name=f"{i}_{j}".encode(),
-                                                       sequence=gene.translate()).digitize(alphabet))
+    todo = [i for i, seq in enumerate(seqs) if len(seq) >= max(min_length, 100)]
+    if threads > 1:  # pyrodigal releases the GIL while it searches a sequence
+        from multiprocessing.pool import ThreadPool
+
+        with ThreadPool(threads) as pool:
+            genes = pool.map(finder.find_genes, [seqs[i] for i in todo])
+    else:
+        genes = [finder.find_genes(seqs[i]) for i in todo]
+    proteins = [pyhmmer.easel.TextSequence(name=f"{i}_{j}".encode(), sequence=gene.translate()).digitize(alphabet)
+                for i, found in zip(todo, genes) for j, gene in enumerate(found)]
     best: dict[str, tuple[float, str]] = {}
     if proteins:
         block = pyhmmer.easel.DigitalSequenceBlock(alphabet, proteins)

@@ -130,7 +130,9 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
         with stage("markers"):
             labels, marker_quality = quality.estimate(path, f.valid, labels, marker_file=s.markers,
                                                       min_length=s.min_length, threads=s.threads or 1, mean=mean,
-                                                      refine=s.marker_refine, seed=s.seed)
+                                                      refine=s.marker_refine and ab_path is not None, seed=s.seed)
+            if ab_path is None and "per_bin" in marker_quality:
+                marker_quality["note"] = quality.READS_NOTE
     evaluation = None
     if truth_table is not None:
         with stage("evaluate"):
