@@ -147,3 +147,31 @@ def test_refine_leaves_clean_bins_and_overlapping_fragments_alone():
     labels = np.array([0] * 20 + [1] * 20)
     new, changes = refine(labels, np.arange(40), mean, hits, total)
     assert changes == [] and (new == labels).all()
+
+
+def test_contig_run_reports_marker_quality_per_bin(tmp_path):
+    import biovae.bin
+
+    rng = np.random.default_rng(6)
+    proteins = _proteins(rng, n=3, length=150)
+    hmm = _hmm_file(tmp_path, proteins)
+    records, rows = [], ["contigname\ts1\ts2"]
+    for g, (gc, depth) in enumerate([(0.35, (4.0, 20.0)), (0.65, (25.0, 3.0))]):
+        p = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+        for c in range(30):
+            seq = "".join(rng.choice(list("ACGT"), 2500, p=p))
+            if c < 3:  # each genome holds the three markers once
+                seq = seq[:800] + _gene(rng, proteins[c]) + seq[800:]
+            records.append((f"g{g}_c{c}", seq))
+            rows.append(f"g{g}_c{c}\t" + "\t".join(f"{d * rng.lognormal(0, 0.1):.3f}" for d in depth))
+    fasta = tmp_path / "contigs.fa"
+    fasta.write_text("".join(f">{n}\n{s}\n" for n, s in records))
+    (tmp_path / "ab.tsv").write_text("\n".join(rows) + "\n")
+    s = biovae.bin.BinSettings(epochs=5, plot="none", seed=2, progress=False, threads=1, markers=str(hmm))
+    result = biovae.bin.run(fasta, tmp_path / "out", abundance=tmp_path / "ab.tsv", settings=s)
+    q = result.summary["marker_quality"]
+    assert q["markers"] == 3 and q["genes_found"] >= 5
+    assert set(q["per_bin"]) == set(result.quality.index)
+    assert {"completeness", "contamination"} <= set(result.quality.columns)
+    assert result.quality["markers"].sum() >= 5
+    assert "completeness" in (tmp_path / "out" / "report.html").read_text()
