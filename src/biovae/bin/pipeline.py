@@ -159,7 +159,7 @@ def _read_truth(truth):
 def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool) -> VAE:
     n_comp = f.composition.shape[1]
     blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
-              Block(f.block2, x.shape[1] - n_comp, "gaussian", s.coverage_weight)]
+              Block(f.block2, x.shape[1] - n_comp, "gaussian", _second_weight(s, f, x.shape[1] - n_comp))]
     vae = VAE(blocks=blocks, latent_dim=s.latent_dim, hidden=s.hidden, beta=s.beta, seed=s.seed)
     before = torch.get_num_threads()
     if s.train_threads:
@@ -173,6 +173,15 @@ def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: 
     finally:
         torch.set_num_threads(before)
     return vae
+
+
+def _second_weight(s: BinSettings, f: feat.Features, width: int) -> float:
+    """--coverage-weight, or its default: 1 for the reads' coverage, VAMB's share for contig abundance."""
+    if s.coverage_weight is not None:
+        return s.coverage_weight
+    from biovae.bin.settings import abundance_weight
+
+    return abundance_weight(f.composition.shape[1], width) if f.block2 == "abundance" else 1.0
 
 
 def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation) -> dict:

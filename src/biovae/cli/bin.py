@@ -39,7 +39,9 @@ def register(sub) -> None:
     m.add_argument("--hidden", type=int, nargs="+", default=_D.hidden, help="encoder layer sizes")
     m.add_argument("--beta", type=float, default=_D.beta, help="KL weight")
     m.add_argument("--composition-weight", type=float, default=_D.composition_weight)
-    m.add_argument("--coverage-weight", type=float, default=_D.coverage_weight, help="coverage or abundance block weight")
+    m.add_argument("--coverage-weight", type=float, default=_D.coverage_weight,
+                   help="coverage (reads; default 1) or abundance (contigs; default VAMB's share: 5.7 x composition "
+                   "columns / abundance columns) block weight, per column")
     m.add_argument("--epochs", type=int, default=_D.epochs, help="maximum epochs (early stopping may end sooner)")
     m.add_argument("--batch-size", type=int, default=_D.batch_size)
     m.add_argument("--lr", type=float, default=_D.lr)
