@@ -5,6 +5,7 @@
     python benchmarks/contig_set.py build confirm --seed 7    # -> benchmarks/data/contigs/confirm
     python benchmarks/contig_set.py run biovae dev            # -> benchmarks/out/contigs/biovae_dev
     python benchmarks/contig_set.py run vamb dev              # needs benchmarks/.peers/vamb (peers.md)
+    python benchmarks/contig_set.py refine-check dev          # marker split/merge on damaged bins
 
 Sets (nothing under benchmarks/data/ is committed):
   dev      four draft assemblies shipped in Debian ragout-examples, of the species among the seven
@@ -228,6 +229,63 @@ def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
     return res
 
 
+def refine_check(name: str, seed: int) -> dict:
+    """Marker split/merge on damaged copies of a saved biovae run's bins (OUT/contigs/biovae_NAME):
+    every pair of bins joined into one (should be split), every bin cut in two by k-means on its
+    latent (should be merged); count F1 / ARI before and after bin/marker_refine.refine."""
+    import pandas as pd
+
+    from biovae.bin import markers
+    from biovae.bin.marker_refine import refine
+    from biovae.io.fastx import read_fastx
+
+    data, run = DATA / name, OUT / f"biovae_{name}"
+    seqs = read_fastx(data / "contigs.fna")
+    bins = pd.read_csv(run / "bins.tsv", sep="\t", dtype=str)
+    names = sorted(b for b in bins["bin"].unique() if b != "unbinned")
+    labels = np.array([names.index(b) if b != "unbinned" else -1 for b in bins["bin"]])
+    with np.load(run / "latent.npz") as z:
+        rows = np.array([list(seqs.ids).index(i) for i in z["ids"]])
+        mean = z["mean"]
+    hmms = markers.load_profiles(markers.find_marker_hmm()[0])
+    cache = OUT / f"marker_hits_{name}.tsv"  # gene calling is the slow part; the contigs do not change
+    if cache.exists():
+        hits = pd.read_csv(cache, sep="\t")
+    else:
+        hits = markers.marker_hits(seqs.seqs, hmms)
+        hits.to_csv(cache, sep="\t", index=False)
+    total = markers.n_markers(hmms)
+
+    def scored(lab):
+        table = pd.DataFrame({"sequence_id": list(seqs.ids), "bin": [f"b{v}" if v >= 0 else "unbinned" for v in lab]})
+        s = score(table, data / "truth.tsv")
+        return round(s["count_f1"], 4), round(s["count_ari"], 4), s["bins"]
+
+    cases = []
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            damaged = np.where(labels == b, a, labels)
+            damaged = np.where(damaged > b, damaged - 1, damaged)
+            cases.append((f"join {names[a]}+{names[b]}", damaged))
+    where = np.full(len(labels), -1)
+    where[rows] = np.arange(len(rows))
+    for a in range(len(names)):
+        members = np.flatnonzero((labels == a) & (where >= 0))
+        from sklearn.cluster import KMeans
+
+        part = KMeans(2, n_init=4, random_state=seed).fit_predict(mean[where[members]])
+        damaged = labels.copy()
+        damaged[members[part == 1]] = labels.max() + 1
+        cases.append((f"cut {names[a]}", damaged))
+    result = {"original": scored(labels), "cases": []}
+    for what, damaged in cases:
+        fixed, changes = refine(damaged, rows, mean, hits, total, seed=seed)
+        result["cases"].append({"case": what, "damaged": scored(damaged), "refined": scored(fixed), "changes": changes})
+        print(what, scored(damaged), "->", scored(fixed), changes, flush=True)
+    (OUT / f"refine_check_{name}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -239,9 +297,14 @@ def main(argv=None) -> int:
     r.add_argument("set", choices=sorted(SETS))
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to the tool")
+    c = sub.add_parser("refine-check", help="marker split/merge on joined and cut copies of a saved run's bins")
+    c.add_argument("set", choices=sorted(SETS))
+    c.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.set, a.seed, DATA / a.set)
+    elif a.cmd == "refine-check":
+        refine_check(a.set, a.seed)
     else:
         run_tool(a.tool, a.set, a.threads, a.extra)
     return 0

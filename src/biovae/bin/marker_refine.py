@@ -4,12 +4,15 @@ Both moves are kept only when they raise the bins' marker score, completeness - 
 (in %, biovae.bin.markers.bin_marker_table), summed over the bins involved (a bin below zero counts
 as zero: a bin that mixes genomes is worth nothing, its parts may be):
 
-- split: a bin with contamination >= SPLIT_AT is cut by k-means (k = 2..4, seeded) on the latent
-  means of its sequences; the best k is kept when it scores higher than the whole bin.
+- split: a bin with contamination >= SPLIT_AT is cut in two by k-means (seeded) on the latent
+  means of its sequences, kept when the two parts score higher than the whole, and each part
+  is tried again while it stays contaminated. (Cutting in up to four at once was tried on the
+  development set: it cut a draft's own duplicated markers off into bins of their own.)
 - merge: a bin and its nearest bin (distance between latent medians) are joined when their
-  markers complement each other: each holds >= MIN_MARKERS markers, they share at most one,
-  while two bins of unrelated genomes would share |A| x |B| / total of them by chance, and
-  that expectation is >= 3. The joined bin must score higher than the better of the two.
+  markers complement each other: each holds >= MIN_MARKERS markers, and they share at most a
+  tenth (at least one) of the |A| x |B| / total markers two bins of unrelated genomes would
+  share by chance, an expectation that must be >= 3. The joined bin must score higher than the
+  better of the two.
 
 A marker test alone cannot tell two fragments of one genome from two fragments of two
 genomes with complementary markers; the latent neighbour rule and the overlap expectation are
@@ -22,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 SPLIT_AT = 10.0  # % contamination
-MAX_K = 4
 MIN_MARKERS = 5
 PENALTY = 5.0
+SHARED_SHARE = 0.1  # a merge allows this share of the chance overlap (at least one marker) in common
 
 
 def _counts(labels: np.ndarray, hits: pd.DataFrame, markers: list[str]) -> dict[int, np.ndarray]:
@@ -56,26 +59,24 @@ def refine(labels: np.ndarray, rows: np.ndarray, mean: np.ndarray, hits: pd.Data
     where = np.full(len(labels), -1, dtype=np.int64)
     where[rows] = np.arange(len(rows))
     changes: list[str] = []
-    counts = _counts(labels, hits, markers)
-    for b in sorted(counts):
-        copies = counts[b]
-        if 100.0 * np.clip(copies - 1, 0, None).sum() / total < SPLIT_AT:
+    queue = sorted(_counts(labels, hits, markers))
+    while queue:  # bisect while contaminated: two genomes in one bin become two bins, three need two cuts
+        b = queue.pop(0)
+        copies = _counts(labels, hits, markers).get(b)
+        if copies is None or 100.0 * np.clip(copies - 1, 0, None).sum() / total < SPLIT_AT:
             continue
         members = np.flatnonzero((labels == b) & (where >= 0))
-        best, best_score = None, score(copies, total)
-        for k in range(2, MAX_K + 1):
-            if len(members) < 2 * k:
-                break
-            part = _kmeans(mean[where[members]], k, seed)
-            trial = labels.copy()
-            trial[members] = np.where(part == 0, b, labels.max() + part)
-            parts = _counts(trial, hits, markers)
-            gain = sum(score(parts[p], total) for p in [b, *range(labels.max() + 1, labels.max() + k)] if p in parts)
-            if gain > best_score:
-                best, best_score = trial, gain
-        if best is not None:
-            changes.append(f"split bin {b} ({score(copies, total):.0f} -> {best_score:.0f})")
-            labels = best
+        if len(members) < 4:
+            continue
+        new = labels.max() + 1
+        trial = labels.copy()
+        trial[members] = np.where(_kmeans(mean[where[members]], 2, seed) == 0, b, new)
+        parts = _counts(trial, hits, markers)
+        gain = score(parts.get(b, 0 * copies), total) + score(parts.get(new, 0 * copies), total)
+        if gain > score(copies, total):
+            changes.append(f"split bin {b} ({score(copies, total):.0f} -> {gain:.0f})")
+            labels = trial
+            queue += [b, new]
     counts = _counts(labels, hits, markers)
     centres = {b: np.median(mean[where[(labels == b) & (where >= 0)]], axis=0)
                for b in counts if ((labels == b) & (where >= 0)).any()}
@@ -89,7 +90,7 @@ def refine(labels: np.ndarray, rows: np.ndarray, mean: np.ndarray, hits: pd.Data
         _, o = min(others)
         ca, co = counts[a] > 0, counts[o] > 0
         expected = ca.sum() * co.sum() / total
-        if min(ca.sum(), co.sum()) < MIN_MARKERS or expected < 3 or (ca & co).sum() > 1:
+        if min(ca.sum(), co.sum()) < MIN_MARKERS or expected < 3 or (ca & co).sum() > max(1, SHARED_SHARE * expected):
             continue
         joined = counts[a] + counts[o]
         if score(joined, total) > max(score(counts[a], total), score(counts[o], total)):
