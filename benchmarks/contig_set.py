@@ -222,6 +222,11 @@ def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
         res = timed(cmd, OUT / f"{tool}_{name}.log")
         clusters = pd.read_csv(out / "vae_clusters_unsplit.tsv", sep="\t", dtype=str)
         table = pd.DataFrame({"sequence_id": clusters.iloc[:, 1], "bin": clusters.iloc[:, 0]})
+        # VAMB's README writes bins of >= 200 kb (--minfasta 200000); smaller clusters scored as unbinned
+        lengths = dict(zip(*pd.read_csv(data / "truth.tsv", sep="\t")[["sequence_id", "length"]].to_numpy().T))
+        size = table.assign(bp=table["sequence_id"].map(lengths)).groupby("bin")["bp"].sum()
+        res["bins_200kb"] = score(table[table["bin"].map(size) >= 200_000], data / "truth.tsv")
+        res["bins_200kb"].pop("per_bin")
     res.update(score(table, data / "truth.tsv"))
     res.update(tool=tool, set=name, command=" ".join(cmd))
     (OUT / f"{tool}_{name}.json").write_text(json.dumps(res, indent=1))
