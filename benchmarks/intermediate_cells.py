@@ -12,6 +12,8 @@ over `--genes` genes of highest variance across the training cells (all genes wh
   intermediate_sampled  the same, method "sample" (mixed posterior draws decoded by sampling)
   pooled_neighbours   the real cells of both neighbouring time points, together
   linear_mixes        (1 - f) x_B + f x_A for random pairs of real neighbour cells (evaluation space)
+  ot_mixes            the same for pairs drawn from the exact optimal-transport plan between the two
+                      neighbours' cells in the evaluation space (no model)
   latent_midpoint     cells sampled from the likelihood at the decoded latent-centroid midpoint
                       (its mean-profile r / RMSE are those of the decoded mean, as predict_intermediate)
   linear_mean         (1 - f) mean_B + f mean_A: a profile, no cells (no RF-AUC)
@@ -35,17 +37,20 @@ import torch
 
 from biovae.evaluate.generation import classifier_auc, pearson
 from biovae.io.atomic import write_json
-from biovae.tl.intermediate import cells_between, time_setup
+from biovae.tl.intermediate import cells_between, time_setup, transport_pairs
 from biovae.tl.interpolate import interpolate
 from biovae.tl.times import fit_models, log_mode, to_log
 
 import explore_data
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("intermediate_cells", "intermediate_sampled", "pooled_neighbours", "linear_mixes", "latent_midpoint", "linear_mean")
+ROWS = ("intermediate_cells", "intermediate_sampled", "pooled_neighbours", "linear_mixes", "ot_mixes", "latent_midpoint",
+        "linear_mean")
 
 
-def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, hold: str | None = None) -> dict:
+def setup(name: str, n_genes: int, seed: int, settings: dict | None = None, hold: str | None = None):
+    """(key, labels, before, after, f, mode, kept genes, training cells, fitted model, evaluation-space
+    values of all cells) for holding out `hold` of data set `name`."""
     key = explore_data.DATASETS[name][0]
     data = explore_data.load(name)
     hold = hold or explore_data.HOLD_OUT[name]
@@ -58,18 +63,26 @@ def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, ho
     if name == "guo":  # qPCR values with no zeros to model: a hurdle has nothing to do
         settings = {**(settings or {}), "likelihood": "normal"}
     model = fit_models(work, settings, 1, seed)[0]
-    logs = to_log(x[:, keep], mode)
+    return key, labels, before, after, f, mode, keep, work, model, to_log(x[:, keep], mode)
+
+
+def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, hold: str | None = None) -> dict:
+    hold = hold or explore_data.HOLD_OUT[name]
+    key, labels, before, after, f, mode, keep, work, model, logs = setup(name, n_genes, seed, settings, hold)
     real = logs[labels == hold]
     xb, xa = logs[labels == before], logs[labels == after]
     rng = np.random.default_rng(seed)
     n = len(real)
     mixes = (1 - f) * xb[rng.integers(len(xb), size=n)] + f * xa[rng.integers(len(xa), size=n)]
+    ib, ia = transport_pairs(xb, xa, n, rng)  # pairs of the exact OT plan in the evaluation space
+    ot_mixes = (1 - f) * xb[ib] + f * xa[ia]
     ours = to_log(cells_between(model, work, key, before, after, f, hold, n, seed).X, mode)
     mid = interpolate(model, before, after, data=work, label_key=key, positions=[f])
     mid_cells = model.vae.decode_sample(np.repeat(mid.obsm["X_biovae"], n, axis=0), seed=seed)
     mid_cells = to_log(model.pre.inverse(mid_cells), mode)
     sampled = to_log(cells_between(model, work, key, before, after, f, hold, n, seed, method="sample").X, mode)
     profiles = {"intermediate_cells": ours, "intermediate_sampled": sampled, "pooled_neighbours": np.vstack([xb, xa]), "linear_mixes": mixes,
+                "ot_mixes": ot_mixes,
                 "latent_midpoint": mid_cells, "linear_mean": None}
     means = {k: (v.mean(0) if v is not None else None) for k, v in profiles.items()}
     means["latent_midpoint"] = to_log(mid.X, mode, normalised=True)[0]

@@ -62,10 +62,16 @@ def test_anomaly_writes_one_row_per_cell(files, tmp_path, capsys):
     same = pd.read_csv(backed, sep="\t", index_col=0)
     assert list(same.index) == list(table.index)
     assert np.allclose(same.drop(columns=["mahalanobis", "latent_knn"]), table.drop(columns=["mahalanobis", "latent_knn"]),
-                       rtol=1e-4, atol=1e-5)
+                       rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert json.loads((tmp_path / "scores.tsv.summary.json").read_text())["ranked_by"] == "latent_knn"
+    scaled = tmp_path / "scaled.tsv"  # with the training cells in memory: the default knn_resid ranks
+    code, text, _ = _run(capsys, "anomaly", files / "model", files / "cells.h5ad", "-o", scaled,
+                         "--reference", files / "cells.h5ad")
+    assert code == 0 and np.isfinite(pd.read_csv(scaled, sep="\t", index_col=0)["knn_resid"]).all()
+    assert json.loads((tmp_path / "scaled.tsv.summary.json").read_text())["ranked_by"] == "knn_resid"
     twice = tmp_path / "ensemble.tsv"  # several model folders: scores averaged (here the same model twice)
     code, text, _ = _run(capsys, "anomaly", files / "model", files / "model", files / "cells.h5ad", "-o", twice)
-    assert code == 0 and np.allclose(pd.read_csv(twice, sep="\t", index_col=0), table, rtol=1e-5, atol=1e-6)
+    assert code == 0 and np.allclose(pd.read_csv(twice, sep="\t", index_col=0), table, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
 def test_traversal_of_expression_and_image_models(files, tmp_path, capsys):

@@ -27,9 +27,11 @@ def test_held_out_type_scores_higher_than_trained_types(split):
     model, _, test = split
     scores = anomaly_scores(model, test)
     assert list(scores.columns) == list(SCORES) and list(scores.index) == list(test.obs_names)
-    assert np.isfinite(scores.to_numpy()).all() and (scores["encoder_var"] > 0).all()
+    scaled = ["std_resid", "knn_resid"]  # need the training cells' scales (fit_score_scales): NaN without
+    assert scores[scaled].isna().all().all()
+    assert np.isfinite(scores.drop(columns=scaled).to_numpy()).all() and (scores["encoder_var"] > 0).all()
     novel = (test.obs["bulk_labels"] == HELD_OUT).to_numpy()
-    auc = {k: roc_auc_score(novel, scores[k]) for k in SCORES}
+    auc = {k: roc_auc_score(novel, scores[k]) for k in SCORES if k not in scaled}
     for k in ("neg_elbo", "recon_nll", "recon_mse", "mahalanobis", "latent_knn"):
         assert auc[k] > 0.85, auc
     assert np.allclose(scores["neg_elbo"], scores["recon_nll"] + scores["kl"], rtol=1e-4, atol=1e-3)
@@ -42,9 +44,35 @@ def test_reference_stored_with_the_model(split, tmp_path):
     model.save(tmp_path / "m")
     back = ex.load(tmp_path / "m")
     a, b = anomaly_scores(model, test[:20]), anomaly_scores(back, test[:20])
-    assert np.allclose(a.to_numpy(), b.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert np.allclose(a.to_numpy(), b.to_numpy(), rtol=1e-4, atol=1e-5, equal_nan=True)
     given = anomaly_scores(model, test[:20], reference=train)
     assert np.allclose(given["mahalanobis"], a["mahalanobis"], rtol=1e-4)
+
+
+def test_score_scales_give_the_default_score(split, tmp_path):
+    """fit_score_scales keeps the training cells' residual spread and score scales in the model
+    (saved with it): knn_resid is then finite, centred near 0 on the training cells, and ranks
+    the unseen type high."""
+    from biovae.tl.anomaly import fit_score_scales
+
+    model, train, test = split
+    model = ex.load(_saved(model, tmp_path / "copy"))  # a copy: the other tests score without scales
+    scales = fit_score_scales(model, train)
+    assert scales.feature_sd.shape == (model.vae.n_features,) and (scales.feature_sd > 0).all()
+    on_train = anomaly_scores(model, train)
+    assert abs(float(on_train["knn_resid"].median())) < 0.5
+    scores = anomaly_scores(model, test)
+    assert np.isfinite(scores.to_numpy()).all()
+    novel = (test.obs["bulk_labels"] == HELD_OUT).to_numpy()
+    assert roc_auc_score(novel, scores["knn_resid"]) > 0.85
+    assert roc_auc_score(novel, scores["std_resid"]) > 0.85
+    back = ex.load(_saved(model, tmp_path / "m"))
+    assert np.allclose(anomaly_scores(back, test[:20])["knn_resid"], scores["knn_resid"][:20], rtol=1e-4, atol=1e-5)
+
+
+def _saved(model, folder):
+    model.save(folder)
+    return folder
 
 
 def test_bad_inputs(split):
@@ -80,7 +108,7 @@ def test_backed_cells_score_as_in_memory(split, tmp_path, monkeypatch):
     finally:
         cells.file.close()
     assert list(chunked.index) == list(whole.index)
-    assert np.allclose(chunked.to_numpy(), whole.to_numpy(), rtol=1e-5, atol=1e-5)
+    assert np.allclose(chunked.to_numpy(), whole.to_numpy(), rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
 def test_anomaly_models_find_an_unseen_t_cell_subset(pbmc):
@@ -106,7 +134,7 @@ def test_anomaly_models_find_an_unseen_t_cell_subset(pbmc):
     assert models[0].vae.latent_dim == ANOMALY_SETTINGS["latent_dim"]
     scores = anomaly_scores(models, scored)  # all 765 genes given; each model takes its own
     single = [anomaly_scores(m, scored) for m in models]
-    assert np.allclose(scores.to_numpy(), (single[0].to_numpy() + single[1].to_numpy()) / 2, rtol=1e-5)
+    assert np.allclose(scores.to_numpy(), (single[0].to_numpy() + single[1].to_numpy()) / 2, rtol=1e-5, equal_nan=True)
     pre = Preprocessor("normal").fit(select_genes(train).X)
     x_train, x = pre.transform_data(select_genes(train).X), pre.transform_data(select_genes(scored).X)
     pca = PCA(10, random_state=0).fit(x_train)

@@ -144,6 +144,10 @@ def test_per_sample_elbo_flags_outliers():
     odd_scores = vae.elbo(odd)
     assert np.median(odd_scores["elbo"]) < np.percentile(normal_scores["elbo"], 5)
     assert np.allclose(normal_scores["elbo"], -(normal_scores["recon"] + normal_scores["kl"]))
+    assert "scaled_mse" not in normal_scores
+    scale = np.full(20, 2.0, dtype=np.float32)  # residuals in units of a per-feature scale
+    scaled = vae.elbo(x[:200], scale=scale)
+    assert np.allclose(scaled["scaled_mse"], normal_scores["mse"] / 4.0, rtol=1e-5)
 
 
 def test_network_registered_outside_the_package_trains_saves_and_loads(tmp_path):

@@ -45,8 +45,9 @@ def register(sub) -> None:
                        description="Score each cell: negative ELBO, reconstruction error, encoder variance and "
                        "latent distances to the training cells (higher = more unusual). Several model folders "
                        "(an ensemble, e.g. fits with seeds 0, 1, 2) give each score averaged over them. For "
-                       "cells of unseen types rank by latent_knn, with models fitted as "
-                       "biovae.tl.fit_anomaly_models does: `biovae fit DATA --genes highly_variable "
+                       "cells of unseen types or states rank by knn_resid (latent kNN distance plus standardised "
+                       "reconstruction residual; needs --reference, the training cells, else latent_knn), with models "
+                       "fitted as biovae.tl.fit_anomaly_models does: `biovae fit DATA --genes highly_variable "
                        "--likelihood normal --latent-dim 32 --dropout 0 --seed S` (see biovae.tl.anomaly_model).")
     a.add_argument("model", nargs="+", help="model folder(s) written by `biovae fit`")
     a.add_argument("data", help="cells to score (h5ad, CSV/TSV, 10x folder)")
@@ -150,7 +151,8 @@ def _path_table(path):
     return {"Genes that change most along the path (rows) by path position (columns)": frame.rename_axis("gene")}
 
 
-RANK_BY = "latent_knn"  # biovae.tl.anomaly_calibration.DEFAULT_SCORE (benchmarks/anomaly_groups.py); kept light here
+RANK_BY = "knn_resid"  # biovae.tl.anomaly_calibration.DEFAULT_SCORE (benchmarks/anomaly_groups.py); kept light here
+FALLBACK_RANK = "latent_knn"  # for models without the training cells' score scales and no in-memory --reference
 
 
 def _anomaly(args) -> None:
@@ -172,14 +174,20 @@ def _anomaly(args) -> None:
     if not 0 < args.alpha < 1:
         raise BiovaeError(f"--alpha must lie between 0 and 1, got {args.alpha}", "e.g. --alpha 0.05")
     try:
+        if reference is not None and not args.backed:  # what knn_resid needs, from the training cells
+            from biovae.tl.anomaly import fit_score_scales
+
+            for one in models:
+                fit_score_scales(one, reference, labels=args.labels, seed=args.seed)
         scores = anomaly_scores(model, data, labels=args.labels, reference=reference, n_samples=args.samples,
                                 seed=args.seed)
+        rank_by = RANK_BY if scores[RANK_BY].notna().all() else FALLBACK_RANK
         if calibration is not None:
             from biovae.tl.anomaly_calibration import conformal_pvalues
 
             cal = anomaly_scores(model, calibration, labels=args.labels, reference=reference,
-                                 n_samples=args.samples, seed=args.seed)[RANK_BY]
-            scores["p_value"] = conformal_pvalues(scores[RANK_BY].to_numpy(), cal.to_numpy(), seed=args.seed)
+                                 n_samples=args.samples, seed=args.seed)[rank_by]
+            scores["p_value"] = conformal_pvalues(scores[rank_by].to_numpy(), cal.to_numpy(), seed=args.seed)
             scores["novel"] = scores["p_value"] < args.alpha
     finally:
         for opened in (data, reference) if args.backed else ():
@@ -187,19 +195,19 @@ def _anomaly(args) -> None:
                 opened.close()
     with atomic_file(out) as tmp:
         scores.to_csv(tmp, sep="\t" if out.suffix.lower() == ".tsv" else ",", float_format="%.6g")
-    top = scores[RANK_BY].sort_values(ascending=False).head(5)
+    top = scores[rank_by].sort_values(ascending=False).head(5)
     summary = {"model": args.model if len(args.model) > 1 else args.model[0], "data": args.data,
                "reference": args.reference, "cells": len(scores),
-               "median": scores.median(numeric_only=True).to_dict(), f"highest_{RANK_BY}": top.to_dict(),
-               "seed": args.seed, "output": str(out)}
+               "median": scores.median(numeric_only=True).to_dict(), f"highest_{rank_by}": top.to_dict(),
+               "ranked_by": rank_by, "seed": args.seed, "output": str(out)}
     if calibration is not None:
         summary.update(calibration=args.calibration, calibration_cells=int(calibration.n_obs), alpha=args.alpha,
                        novel_cells=int(scores["novel"].sum()))
     lead = f"{len(scores)} cells scored ({', '.join(scores.columns)}) written to {out}"
     finish_file_output("anomaly", out, summary, lead, args,
                        images=[("distribution of the anomaly scores", _score_histograms(scores, out))],
-                       tables={f"Highest-scoring cells by {RANK_BY}":
-                               scores.sort_values(RANK_BY, ascending=False).head(20)})
+                       tables={f"Highest-scoring cells by {rank_by}":
+                               scores.sort_values(rank_by, ascending=False).head(20)})
 
 
 def _score_histograms(scores, out: Path) -> Path:
@@ -211,7 +219,7 @@ def _score_histograms(scores, out: Path) -> Path:
 
     from biovae.pl.augmented import save_figure
 
-    cols = [c for c in scores.columns if scores[c].dtype.kind in "fi"]
+    cols = [c for c in scores.columns if scores[c].dtype.kind in "fi" and scores[c].notna().any()]
     fig = Figure(figsize=(3.2 * max(1, len(cols)), 2.8), dpi=90)
     for ax, col in zip(fig.subplots(1, max(1, len(cols)), squeeze=False)[0], cols):
         ax.hist(scores[col].to_numpy(dtype=float), bins=40, color="#4477aa")

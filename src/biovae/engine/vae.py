@@ -252,15 +252,18 @@ class VAE:
             return self._decode(z, codes, libs, draw=draw)
 
     @torch.no_grad()
-    def elbo(self, x, conditions=None, *, n_samples: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    def elbo(self, x, conditions=None, *, n_samples: int = 1, seed: int = 0,
+             scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-sample terms, each (n,): elbo (= -(recon + kl), beta 1), recon (weighted negative
         log-likelihood, averaged over n_samples posterior draws), kl, and mse (squared error of the
         mean reconstruction, averaged over features); and the posterior they came from, mean and
-        logvar (n, latent_dim), as encode() gives them (so callers need no second encoder pass)."""
+        logvar (n, latent_dim), as encode() gives them (so callers need no second encoder pass).
+        With `scale` (n_features,), also scaled_mse: the mean of ((reconstruction - x) / scale)^2."""
         x = data.check_matrix(x, self.config)
         codes = self.codes(conditions, x.shape[0])
         self.module.eval()
-        rec, kls, mses, means, logvars = [], [], [], [], []
+        rec, kls, mses, scaled, means, logvars = [], [], [], [], [], []
+        div = None if scale is None else torch.as_tensor(np.asarray(scale, dtype=np.float32).reshape(1, -1))
         gen = torch.Generator().manual_seed(seed)
         for a, xb in self._rows(x):  # row blocks: memory stays bounded, also for a ChunkedRows
             cb = None if codes is None else torch.as_tensor(codes[a:a + xb.shape[0]])
@@ -275,9 +278,14 @@ class VAE:
             dists = self.module.distributions(self.module.generative(m, cb), libs)  # as reconstruct()
             mean = torch.cat([dists[name].mean for name, *_ in self.module.bounds], dim=1)
             mses.append((mean - xb).pow(2).mean(1).numpy())
+            if div is not None:
+                scaled.append(((mean - xb) / div).pow(2).mean(1).numpy())
         recon, kl = np.concatenate(rec), np.concatenate(kls)
-        return {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": np.concatenate(mses),
-                "mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
+        out = {"elbo": -(recon + kl), "recon": recon, "kl": kl, "mse": np.concatenate(mses),
+               "mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
+        if div is not None:
+            out["scaled_mse"] = np.concatenate(scaled)
+        return out
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,

@@ -4,9 +4,9 @@
     scores = anomaly_scores(model, new_cells)    # DataFrame, one row per cell, higher = stranger
     scores = anomaly_scores([m1, m2, m3], new_cells)   # an ensemble: each score averaged
 
-For finding cells of unseen types, fit the models with biovae.tl.fit_anomaly_models (settings
-measured for that, see biovae.tl.anomaly_model) and rank cells by latent_knn: on
-pbmc68k_reduced, leave-one-type-out, it is the best score (benchmarks/anomaly_loto.py).
+For finding cells of unseen types or states, fit the models with biovae.tl.fit_anomaly_models
+(settings measured for that, see biovae.tl.anomaly_model; it also stores the training cells'
+ScoreScales) and rank cells by knn_resid, the default (biovae.tl.DEFAULT_SCORE).
 
 Scores (all "higher is more unusual"):
   neg_elbo      -ELBO (beta 1) = recon_nll + kl, in nats per sample
@@ -16,26 +16,29 @@ Scores (all "higher is more unusual"):
   encoder_var   mean posterior variance over latent dimensions (the encoder's uncertainty)
   mahalanobis   distance of the posterior mean to the training latents' Gaussian (mean, covariance)
   latent_knn    mean Euclidean distance of the posterior mean to its k nearest training latents
-                (the recommended novelty score: unlike the others it does not assume one blob)
+  std_resid     mean over features of ((x - decoded posterior mean) / that feature's residual sd
+                over the training cells)^2: the reconstruction error in units the training cells
+                set per gene (NaN unless fit_score_scales stored them)
+  knn_resid     (latent_knn and std_resid, each minus its median over the training cells and
+                divided by its spread there (IQR / 1.349)), averaged: where a cell lies and how
+                much of it the latent leaves unexplained (NaN unless fit_score_scales ran)
 
 The training latent distribution comes from `reference` data, else from what fit_reference
 stored, else (expression models) from the encoded training cells the samplers stored.
 
-Why the scores behave as they do (benchmarks/anomaly_groups.py --models 1, split seed 0:
-leave-one-group-out on four public data sets, genes chosen on training cells only):
-  - encoder_var ranks novel cells *below* normal ones (AUROC 0.31 pbmc, 0.39 lung, 0.49 guo,
-    0.48 hsmm). The encoder learns its variance on training cells only, where cells with more
-    extreme (more informative) values pin z down better; on a novel cell, whose standardised
-    values lie further from the training means (their mean square alone reaches AUROC 0.77 /
-    0.86 / 0.63 / 0.73), it extrapolates that rule: encoder_var falls as that mean square
-    rises (Spearman -0.70 / -0.30 / -0.35 / -0.55 over the scored cells). It is confidence
-    learned in-distribution, not uncertainty about being out of it.
-  - neg_elbo is almost all reconstruction (it tracks recon_mse and PCA error within 0.03): a
-    novel group whose genes vary along programmes the training groups already use (T-cell
-    subsets, neighbouring time points) is reconstructed well and not flagged.
-  - latent_knn gains where the encoder puts novel cells beside but not onto training cells
-    (cell types: 0.850 on pbmc), and loses where the encoder maps them onto the nearest known
-    group (time points of one lineage: 0.66 on hsmm, 0.74 on guo, below PCA error there).
+Why the scores behave as they do (leave-one-group-out on four public data sets, genes chosen on
+training cells only; benchmarks/anomaly_groups.py and anomaly_choose.py, docs/exploration.md):
+  - encoder_var ranks novel cells *below* normal ones (AUROC 0.26-0.49). The encoder learns its
+    variance on training cells only, where cells with more extreme values pin z down better; on
+    a novel cell, whose standardised values lie further from the training means, it
+    extrapolates that rule: encoder_var falls as their mean square rises (Spearman -0.30 to
+    -0.77 over the scored cells). It is confidence learned in-distribution.
+  - neg_elbo is almost all reconstruction (it tracks recon_mse and PCA error within 0.03).
+  - latent_knn: the encoder maps a held-out time point of one lineage onto its neighbours
+    (novel / normal median distance 1.2 on guo and hsmm, against 1.5 for pbmc's cell types),
+    so it loses there (AUROC 0.75 guo, 0.69 hsmm, below PCA error); std_resid sees what the
+    latent leaves out (ratio 1.8 on both) but not T-cell subsets (ratio 1.0-1.2), where
+    latent_knn is the better half. knn_resid takes both.
 Calibrated calls: biovae.tl.anomaly_calibration (conformal p-values from held-out normal cells).
 """
 
@@ -55,7 +58,8 @@ from biovae.expr.samplers import LatentSamplers
 from biovae.images.model import TrainingPatches
 from biovae.tl.interpolate import expression_input, model_parts
 
-SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn")
+SCORES = ("neg_elbo", "recon_nll", "recon_mse", "kl", "encoder_var", "mahalanobis", "latent_knn", "std_resid",
+          "knn_resid")
 REFERENCE_CELLS = 5000  # latents kept for the k-nearest-neighbour score (seeded subsample)
 
 
@@ -72,6 +76,54 @@ class TrainingLatents(state.Record):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TrainingLatents":
         return cls(arrays["latents"])
+
+
+@dataclass
+class ScoreScales(state.Record):
+    """What std_resid and knn_resid need from the training cells (fit_score_scales), saved with
+    the model: each feature's residual sd (input minus the decoded posterior mean, model scale),
+    and the median and spread (IQR / 1.349) of latent_knn (each cell left out of its own
+    neighbours) and std_resid over the training cells."""
+
+    namespace: ClassVar[str] = "anomaly_scales"
+    feature_sd: np.ndarray
+    centers: np.ndarray  # latent_knn, std_resid
+    spreads: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"feature_sd": self.feature_sd, "centers": self.centers, "spreads": self.spreads}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ScoreScales":
+        return cls(arrays["feature_sd"], arrays["centers"], arrays["spreads"])
+
+
+def _center_spread(values: np.ndarray) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
+    return float(med), max(float(q3 - q1) / 1.349, 1e-12)
+
+
+def fit_score_scales(model, data, *, labels=None, layer=None, k: int = 10, seed: int = 0) -> ScoreScales:
+    """Store ScoreScales of the training cells `data` in the model (biovae.tl.fit_anomaly_models
+    calls it): needed by std_resid and knn_resid. Also keeps the training latents (fit_reference)."""
+    vae, _ = model_parts(model)
+    ref = fit_reference(model, data, labels=labels, layer=layer, seed=seed)
+    with _input(model, data, labels, layer, "the training data") as (x, cond, _):
+        x = np.asarray(x, dtype=np.float32)  # training cells, in memory
+        resid = x - vae.reconstruct(x, cond)
+        mean, _ = vae.encode(x, cond)
+    sd = np.maximum(resid.std(0), 1e-3 * max(float(resid.std()), 1e-12)).astype(np.float32)
+    kk = int(min(k, len(ref) - 1))
+    require(kk >= 1, "fit_score_scales needs at least two training cells")
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, _ = NearestNeighbors(n_neighbors=kk + 1).fit(ref).kneighbors(mean)
+    knn_fit = dist[:, 1:].mean(1)  # the cell itself is its own nearest reference latent
+    std_fit = ((resid / sd) ** 2).mean(1)
+    (c1, s1), (c2, s2) = _center_spread(knn_fit), _center_spread(std_fit)
+    scales = ScoreScales(sd, np.array([c1, c2]), np.array([s1, s2]))
+    state.put(vae.state, scales)
+    return scales
 
 
 def _is_backed(data) -> bool:
@@ -210,13 +262,21 @@ def anomaly_scores(model, data, *, labels=None, layer=None, reference=None, n_sa
         ref = None  # an image model keeps only the Gaussian of its training latents
     else:
         ref = reference_latents(model, reference, labels=labels, layer=layer, seed=seed)
+    scales = state.get(vae.state, ScoreScales)
     with _input(model, data, labels, layer, "the data to score") as (x, cond, names):
-        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed)  # one pass; also gives the posterior
+        terms = vae.elbo(x, cond, n_samples=n_samples, seed=seed,  # one pass; also gives the posterior
+                         scale=None if scales is None else scales.feature_sd)
     mean, logvar = terms["mean"], terms["logvar"]
+    knn = knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan)
+    std_resid = terms["scaled_mse"] if scales is not None else np.full(len(mean), np.nan)
+    knn_resid = np.full(len(mean), np.nan)
+    if scales is not None:
+        knn_resid = 0.5 * ((knn - scales.centers[0]) / scales.spreads[0]
+                           + (std_resid - scales.centers[1]) / scales.spreads[1])
     frame = pd.DataFrame({
         "neg_elbo": -terms["elbo"], "recon_nll": terms["recon"], "recon_mse": terms["mse"], "kl": terms["kl"],
         "encoder_var": np.exp(logvar.astype(np.float64)).mean(1),
         "mahalanobis": mahalanobis(mean, ref) if ref is not None else state.get(vae.state, TrainingPatches).mahalanobis(mean),
-        "latent_knn": knn_distance(mean, ref, k) if ref is not None else np.full(len(mean), np.nan),
+        "latent_knn": knn, "std_resid": std_resid, "knn_resid": knn_resid,
     }, index=pd.Index(names, name="sample"))
     return frame[list(SCORES)]

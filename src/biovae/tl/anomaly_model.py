@@ -2,7 +2,7 @@
 
     models = fit_anomaly_models(train_cells)            # 3 VAEs on the highly variable genes
     scores = anomaly_scores(models, new_cells)           # each score averaged over the 3 models
-    scores["latent_knn"]                                 # the best score on pbmc68k_reduced
+    scores["knn_resid"]                                  # the default (latent_knn + std_resid)
 
 The expression defaults (biovae.expr.fit) are chosen for generating cells. For finding cells of
 a type the model never saw, benchmarks/anomaly_loto.py (pbmc68k_reduced, 10 held-out types;
@@ -23,7 +23,10 @@ genes 0.794 on average, IsolationForest 0.748; a kNN on 50 principal components,
 Leave-one-group-out over four data sets with genes chosen on training cells only
 (benchmarks/anomaly_groups.py, docs/exploration.md): latent_knn stays the best VAE score on
 pbmc (0.850, one VAE) but falls below PCA error and a kNN on 50 PCs for held-out time points of
-one lineage (guo 0.74, hsmm 0.66). Calibrated calls: biovae.tl.fit_detector.
+one lineage (guo 0.74, hsmm 0.66). Round 3 (benchmarks/anomaly_choose.py): the default is now
+knn_resid, latent_knn plus the residual in units of each gene's training spread (development
+sets pbmc / lung / guo / hsmm, 3 VAEs, split 0: 0.805 / 0.912 / 0.816 / 0.752 against latent_knn
+0.852 / 0.880 / 0.750 / 0.688). Calibrated calls: biovae.tl.fit_detector.
 Measured and not adopted (no better, or within split-to-split noise): beta 0.5, layer norm,
 batch size 64, hidden (512, 256), latent 64, training without a validation split (the best
 validation epoch is restored, so a larger patience gives the same model); as scores: an
@@ -48,11 +51,17 @@ def fit_anomaly_models(data, *, genes="highly_variable", n_models: int = ANOMALY
     """Fit `n_models` unconditional VAEs (seeds seed, seed+1, ...) with ANOMALY_SETTINGS on the
     selected genes of AnnData `data` (see select_genes); keyword settings override them and go to
     biovae.expr.fit (e.g. epochs, progress). Returns the models, for anomaly_scores(models, ...):
-    each model keeps its genes, so cells to score may carry all genes."""
+    each model keeps its genes, so cells to score may carry all genes, and the scales of its
+    training cells that the default score, knn_resid, needs (biovae.tl.anomaly.fit_score_scales)."""
     import biovae.expr as ex
 
     require(n_models >= 1, f"n_models must be >= 1, got {n_models}")
+    from biovae.tl.anomaly import fit_score_scales
+
     cells = select_genes(data, genes)
     options = {**ANOMALY_SETTINGS, **settings}
-    return [ex.fit(cells, seed=seed + i, **options) for i in range(int(n_models))]
+    models = [ex.fit(cells, seed=seed + i, **options) for i in range(int(n_models))]
+    for model in models:  # the training cells' residual spread and score scales, for knn_resid
+        fit_score_scales(model, cells, seed=seed)
+    return models
 

@@ -119,7 +119,7 @@ def transport_pairs(za: np.ndarray, zb: np.ndarray, n: int, rng: np.random.Gener
     return np.divmod(flat, len(zb))
 
 
-def _side(expr, cells: ad.AnnData, layer, rng, what: str) -> dict:
+def neighbour_side(expr, cells: ad.AnnData, layer, rng, what: str) -> dict:
     """Model-scale input y, latent mean / log-variance, input-scale values x and totals, names
     and condition labels of the cells of one neighbouring time point (at most MAX_PLAN_CELLS)."""
     if cells.n_obs > MAX_PLAN_CELLS:
@@ -142,8 +142,8 @@ def cells_between(model, train: ad.AnnData, time_key: str, before: str, after: s
     _, expr = model_parts(model)
     labels = get_labels(train, time_key)
     rng = np.random.default_rng(seed)
-    b = _side(expr, train[labels == before], layer, rng, f"time point {before!r}")
-    a = _side(expr, train[labels == after], layer, rng, f"time point {after!r}")
+    b = neighbour_side(expr, train[labels == before], layer, rng, f"time point {before!r}")
+    a = neighbour_side(expr, train[labels == after], layer, rng, f"time point {after!r}")
     i, j = transport_pairs(b["mean"], a["mean"], n, rng)
     from_b = rng.random(n) >= f  # the pair's cell a "shift" starts from: the nearer side, more often
     cond = None
