@@ -175,3 +175,16 @@ def test_contig_run_reports_marker_quality_per_bin(tmp_path):
     assert {"completeness", "contamination"} <= set(result.quality.columns)
     assert result.quality["markers"].sum() >= 5
     assert "completeness" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_missing_marker_file_is_refused_before_training(tmp_path, capsys):
+    from biovae.cli import main
+
+    fasta = tmp_path / "c.fa"
+    fasta.write_text(">c1\nACGT\n")
+    (tmp_path / "ab.tsv").write_text("contigname\ts1\nc1\t1\n")
+    out = tmp_path / "out"
+    assert main(["bin", str(fasta), "--abundance", str(tmp_path / "ab.tsv"), "-o", str(out), "--quiet",
+                 "--markers", str(tmp_path / "none.hmm")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "marker HMM file" in err and "none.hmm" in err and "\n" not in err and not out.exists()

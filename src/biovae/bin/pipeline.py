@@ -90,6 +90,8 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     check_input(path, "sequence")
     if ab_path is not None:
         check_input(ab_path, "abundance")
+    if s.markers is not None and quality.wanted(s.quality, ab_path is not None):
+        check_input(Path(s.markers), "marker HMM")  # before training, not after
     fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
     # a second run into OUT refuses; intermediates live in OUT.partial until the run succeeds
     with output_folder(out, [path, ab_path, truth], force), work_folder(out, resume) as work:
