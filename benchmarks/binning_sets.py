@@ -11,7 +11,10 @@ Sets (git-ignored under benchmarks/data/):
            (the seven shared genomes; clustering settings are chosen here only)
   demo     data/demo (committed: 3,000 SimLoRD reads of four shared genomes; development too)
   confirm  benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
+           (its results were read many times while the code changed: "development (seen)" since)
   real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
+  confirm_b  benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
+           (the confirmation set from round 3 on: ten other genomes, run once with the final code)
 
 Figures: read (sequence) F1 and ARI by AMBER's definitions (biovae.evaluate.binning), bins, the
 genomes with >= 150 reads that have a bin of their own (the bin that holds most of the genome's
@@ -30,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 OUT = ROOT / "benchmarks" / "out"
-SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix"}
+SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix",
+        "confirm_b": DATA / "confirm_b"}
 
 
 def figures(evaluation: dict) -> dict:
@@ -91,6 +95,18 @@ def run_set(name: str, extra: list[str]) -> dict:
     return row
 
 
+def set_features(name: str):
+    """The standardised input features of a set (the rows of its latent.npz), computed once and kept
+    in OUT/features_NAME/ (biovae.bin.features' cache)."""
+    from biovae.bin import features as feat
+    from biovae.bin.settings import BinSettings
+
+    folder = SETS[name]
+    reads = next(p for p in (folder / "reads.fq.gz", folder / "reads.fa.gz") if p.exists())
+    f, _ = feat.compute(reads, BinSettings(threads=2, progress=False), OUT / f"features_{name}")
+    return feat.standardise(f)[0]
+
+
 def recluster(name: str, options: dict, rare: str | None = None) -> dict:
     import numpy as np
     import pandas as pd
@@ -101,20 +117,21 @@ def recluster(name: str, options: dict, rare: str | None = None) -> dict:
 
     z = np.load(OUT / f"bin_{name}" / "latent.npz", allow_pickle=True)
     ids, mean, truth = z["ids"], z["mean"], read_truth(SETS[name] / "truth.tsv")
+    x = None if options.pop("latent_vote", False) else set_features(name)
     if rare:  # keep only N reads of one genome: a rare member made from the same set
         genome, n = rare.split(":")
         of = set(truth["sequence_id"][truth["genome"] == genome])
         mask = np.array([i in of for i in ids])
         drop = np.flatnonzero(mask)[int(n):]
         keep = np.setdiff1d(np.arange(len(ids)), drop)
-        ids, mean = ids[keep], mean[keep]
+        ids, mean, x = ids[keep], mean[keep], None if x is None else x[keep]
         truth = truth[truth["sequence_id"].isin(set(ids))]
     t0 = time.perf_counter()
-    labels, stats = cluster_latent(mean, threads=2, seed=1, **options)
+    labels, stats = cluster_latent(mean, features=x, threads=2, seed=1, **options)
     secs = time.perf_counter() - t0
     table = pd.DataFrame({"sequence_id": ids, "bin": bin_names(labels)})
     ev = evaluate_tables(table, truth)
-    return {"set": name, "options": options, "seconds": round(secs, 1), **figures(ev),
+    return {"set": name, "options": options, "features": x is not None, "seconds": round(secs, 1), **figures(ev),
             "splits": stats.get("splits"), "merges": stats.get("merges"), "fallback": stats.get("fallback"),
             "by_technology": by_technology(name, table)}
 
@@ -143,6 +160,8 @@ def main() -> None:
     p.add_argument("sets", nargs="+", choices=list(SETS))
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
+    p.add_argument("--latent-vote", action="store_true",
+                   help="recluster: label leftovers by the latent vote alone (before: not from the features)")
     p.add_argument("--radius-quantile", type=float, nargs="*", default=[None])
     p.add_argument("--min-cluster-size", type=int, default=None)
     p.add_argument("--rare", help="recluster: keep only N reads of GENOME (GENOME:N), a rare member")
@@ -164,7 +183,8 @@ def main() -> None:
             for q in args.radius_quantile:
                 rows.append(recluster(name, {"valley": v, "refine": not args.no_refine,
                                              "radius_factor": args.assign_radius, "radius_quantile": q,
-                                             "min_cluster_size": args.min_cluster_size}, args.rare))
+                                             "min_cluster_size": args.min_cluster_size,
+                                             "latent_vote": args.latent_vote}, args.rare))
                 print(json.dumps(rows[-1]), flush=True)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     (OUT / f"binning_sets_{args.what}_{stamp}.json").write_text(json.dumps(rows, indent=1))

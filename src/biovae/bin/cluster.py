@@ -19,7 +19,9 @@ The plan, for n points of dimension d:
    included, each reference point leaving itself out). The sample is a random draw of all
    points, so that share of the points outside it is close too; the rest stay unbinned, -1.
    (`radius_factor` restores the earlier fixed rule: that factor times the quantile over the
-   cluster's reference points.)
+   cluster's reference points.) With `features` (the input features, one row per point), a
+   close point's label comes from a linear discriminant of the clustered points' features
+   instead of the latent vote (refine.feature_labels).
 
 Cluster labels are renumbered 0, 1, 2, ... by decreasing size (largest bin first).
 """
@@ -68,6 +70,7 @@ def default_min_samples(min_cluster_size: int) -> int:
 def cluster_latent(
     latent,
     *,
+    features=None,
     min_cluster_size: int | None = None,
     min_samples: int | None = None,
     fit_sample: int = FIT_SAMPLE,
@@ -86,41 +89,33 @@ def cluster_latent(
     """Cluster latent means into bins.
 
     latent: array (n, d), float (latent means, one row per sequence, n >= 1).
+    features: None or array (n, f), the standardised input features of the same rows.
     min_cluster_size: smallest bin HDBSCAN reports, in points of the fitted sample;
         default `default_min_cluster_size(n_fit)`.
     min_samples: HDBSCAN's core-distance neighbourhood (points); default
         `default_min_samples(min_cluster_size)`.
     fit_sample: at most this many points (a seeded random sample) are given to HDBSCAN.
-    max_reference: at most this many clustered sample points serve as references for
-        assigning the other points.
+    max_reference: at most this many clustered sample points serve as references for the others.
     assign_k: neighbours used for the vote and the closeness test.
     radius_quantile, radius_factor: a point is close to cluster c when its k-th reference
-        neighbour lies within c's radius. With radius_factor None (default) the radius is taken
-        from the fitted sample itself: the radius_quantile quantile of that same distance over
-        every sample point whose vote goes to c, HDBSCAN's noise included (the sample is a
-        random draw of all points, so about radius_quantile of the points outside it fall
-        within it too). With a number, the radius is radius_factor times the quantile over c's
-        reference points only (the rule before; 5.0 was chosen on the demo and sim30k).
+        neighbour lies within c's radius: see step 3 above (radius_factor None: from the sample).
     assign_noise: also try to assign points of the sample that HDBSCAN called noise
         (points outside the sample are always tried).
-    selection: HDBSCAN's cluster selection, "leaf" (default) or "eom". Genomes in a VAE latent
-        are dense blobs that touch; "eom" (excess of mass) tends to merge touching genomes
-        into one bin (demo reads: 2 bins for 4 genomes, ARI 0.32), "leaf" keeps them apart
-        (4 bins, ARI 0.998 on the clustered points).
+    selection: HDBSCAN's cluster selection, "leaf" (default) or "eom" (excess of mass merges
+        touching genomes: demo reads 2 bins for 4 genomes, ARI 0.32; leaf 4 bins, ARI 0.998).
     refine: split clusters that hold two modes and merge neighbours that hold one (bin/refine.py);
         when HDBSCAN finds nothing, a BIC-chosen Gaussian mixture stands in for it either way.
     valley: the two-modes threshold of bin/refine.py (None: its VALLEY).
-    backend: "auto" (fast_hdbscan when installed and d <= 30, else scikit-learn),
-        "sklearn" or "fast_hdbscan".
+    backend: "auto" (fast_hdbscan when installed and d <= 30, else scikit-learn), "sklearn", "fast_hdbscan".
     threads: worker threads for the HDBSCAN fit and the neighbour search (None: library default).
     seed: seeds the sample and the reference thinning.
 
-    Returns (labels, stats): labels is int64 (n,), bins 0..K-1 by decreasing size and -1 for
-    unbinned; stats is a JSON-ready dict (counts, parameters used, cluster sizes, radii,
-    backend and timings in seconds).
+    Returns (labels, stats): labels int64 (n,), bins 0..K-1 by decreasing size, -1 unbinned; stats a
+    JSON-ready dict (counts, parameters used, cluster sizes, radii, backend, timings in seconds).
     """
     x = _check_latent(latent)
     n, d = x.shape
+    require(features is None or len(features) == n, "features and latent must have one row per point each")
     require(int(fit_sample) >= 2, f"fit_sample must be at least 2, got {fit_sample}")
     require(int(max_reference) >= 2, f"max_reference must be at least 2, got {max_reference}")
     require(int(assign_k) >= 1, f"assign_k must be at least 1, got {assign_k}")
@@ -192,6 +187,11 @@ def cluster_latent(
     todo_idx = np.flatnonzero(todo)
     if len(todo_idx):
         labels[todo_idx] = _assign(x[todo_idx], x[ref], ref_labels, radius, k, threads)
+        if features is not None:
+            from biovae.bin.refine import feature_labels
+
+            close = todo_idx[labels[todo_idx] >= 0]
+            labels[close] = feature_labels(features, clustered, labels[clustered], close, seed=seed)
     stats["assign_seconds"] = round(time.perf_counter() - t0, 3)
 
     sizes = np.bincount(labels[labels >= 0], minlength=n_clusters)

@@ -27,6 +27,11 @@ from biovae.errors import BiovaeError
 from biovae.features.spool import read_ids
 
 CACHE = "features"
+# Reads per chunk of the two feature passes, in bases. A chunk is held several times over (the
+# parsed records, their packed copy, the composition rows), on top of the 512 MiB k-mer table:
+# sim30k's features stage peaked at 1,280 MiB with io.fastx's 128 Mb chunks and at 881 MiB with
+# 16 Mb ones, in 80 s and 76 s (docs/binning.md, memory).
+CHUNK_BASES = 1 << 24
 
 
 @dataclass
@@ -128,7 +133,8 @@ def _read_features(path: Path, s: BinSettings, folder: Path) -> Features:
     from biovae.features.coverage import file_features
 
     rf = file_features(path, k=s.k, cov_k=s.cov_k, bins=s.cov_bins, width=s.cov_width,
-                       threads=max(1, s.threads or os.cpu_count() or 1), folder=folder)
+                       threads=max(1, s.threads or os.cpu_count() or 1), folder=folder, chunk_bases=CHUNK_BASES,
+                       scale=s.cov_scale)
     valid = (rf.lengths >= s.min_length) & (rf.comp_kmers > 0) & (rf.cov_kmers > 0)
     return Features(rf.ids, rf.lengths, rf.composition, rf.coverage, "coverage", valid)
 

@@ -4,7 +4,7 @@
     scale     per-column standardisation of the usable sequences
     train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
     encode    latent means and log-variances of every usable sequence
-    cluster   HDBSCAN on the latent means, close leftovers assigned, the rest unbinned
+    cluster   HDBSCAN on the latent means, close leftovers labelled from their features, the rest unbinned
     markers   (contigs, or --quality on) single-copy marker genes: bins split / merged where they
               say so, per-bin completeness and contamination (bin/quality.py)
     write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
@@ -22,14 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from biovae.bin import features as feat
 from biovae.bin import quality
 from biovae.bin.settings import BinSettings
 from biovae.engine import state
-from biovae.engine.config import Block
-from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir, write_json
 from biovae.io.outputs import output_folder, work_folder
@@ -122,7 +119,9 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
     with stage("cluster"):
         from biovae.bin.cluster import cluster_latent
 
-        labels_valid, cstats = cluster_latent(mean, min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
+        # reads: leftovers labelled from their features (measured on reads only, docs/binning.md)
+        labels_valid, cstats = cluster_latent(mean, features=None if ab_path else x,
+                                              min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
                                               fit_sample=s.fit_sample, selection=s.cluster_selection,
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
@@ -158,7 +157,14 @@ def _read_truth(truth):
     return read_truth(truth)
 
 
-def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool) -> VAE:
+def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: bool):
+    # torch is imported here, after the features: its ~180 MiB would otherwise sit on top of the
+    # k-mer table at the features stage's peak (docs/binning.md, memory)
+    import torch
+
+    from biovae.engine.config import Block
+    from biovae.engine.vae import VAE
+
     n_comp = f.composition.shape[1]
     blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
               Block(f.block2, x.shape[1] - n_comp, "gaussian", _second_weight(s, f, x.shape[1] - n_comp))]

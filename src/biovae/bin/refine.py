@@ -17,6 +17,13 @@ not depend on how spread the latent space is, how many points there are, or how 
 - Merge (`merge_clusters`): each cluster is tested with its nearest neighbour (distance between
   medians); pairs that `two_modes` calls one are merged, until no pair merges. This joins the
   pieces that HDBSCAN's leaf selection cuts one genome into (a rare plasmid in four bins).
+- Labels from the input features (`feature_labels`): HDBSCAN clusters only the dense cores of the
+  latent space (37 % of sim30k's reads); the rest were labelled by a vote of their nearest cores
+  in the latent. A linear discriminant (LDA) fitted on the cores' own input features (k-mer
+  composition and coverage, standardised) labels them better: on sim30k 98.5 % of those reads
+  got their genome's bin against 95.3 % by the latent vote, as the VAE's 8 dimensions keep less
+  of what tells two genomes apart than the 152 input columns do (measured on the development
+  set only, docs/binning.md). One refit on all labelled points (self-training) follows.
 - Fallback (`gmm_fallback`): when HDBSCAN calls every point noise, a Gaussian mixture with the
   number of components chosen by BIC (1 .. max_k) labels the points; the merge step then joins
   components that fit one genome's non-Gaussian shape.
@@ -30,6 +37,8 @@ import numpy as np
 
 VALLEY = 0.5  # two groups are two when the density between them falls below half the lower peak
 _MAX_POINTS = 4000  # points per group used by the test (a seeded sample; the test is 1-D)
+REFIT = 1  # self-training rounds of feature_labels (sim30k F1/ARI 0.9856/0.9847 without, see docs)
+LDA_POINTS = 100_000  # rows per discriminant fit (152 float64 columns: 120 MB)
 
 
 def two_modes(a: np.ndarray, b: np.ndarray, *, valley: float = VALLEY, seed: int = 0) -> bool:
@@ -119,6 +128,27 @@ def merge_clusters(x: np.ndarray, labels: np.ndarray, *, valley: float = VALLEY,
                 break
         if not merged:
             return labels, merges
+
+
+def feature_labels(features: np.ndarray, labelled: np.ndarray, labels: np.ndarray, todo: np.ndarray, *,
+                   refit: int | None = None, cap: int = LDA_POINTS, seed: int = 0) -> np.ndarray:
+    """Labels (len(todo),) of the rows `todo` of `features` (n, f) by a linear discriminant fitted on
+    the rows `labelled` with `labels` (>= 0), then refitted `refit` times on all of them (at most
+    `cap` rows per fit, a seeded sample)."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    if len(todo) == 0 or len(np.unique(labels)) < 2:
+        return np.full(len(todo), labels[0] if len(labels) else -1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    rows, known = np.asarray(labelled), np.asarray(labels)
+    out = None
+    for _ in range(1 + (REFIT if refit is None else int(refit))):
+        pick = np.sort(rng.choice(len(rows), cap, replace=False)) if len(rows) > cap else slice(None)
+        lda = LinearDiscriminantAnalysis().fit(np.asarray(features[rows[pick]], dtype=np.float64), known[pick])
+        out = np.concatenate([lda.predict(np.asarray(features[todo[i:i + 65536]], dtype=np.float64))
+                              for i in range(0, len(todo), 65536)]).astype(np.int64)
+        rows, known = np.concatenate([labelled, todo]), np.concatenate([labels, out])
+    return out
 
 
 def gmm_fallback(x: np.ndarray, *, max_k: int = 20, seed: int = 0) -> tuple[np.ndarray, int]:

@@ -14,7 +14,10 @@ class BinSettings:
     k: int = 4  # composition k-mer size (3..6); 4 gives 136 canonical tetramers
     cov_k: int = 15  # reads mode: k-mer size of the alignment-free coverage (LRBinner's 15)
     cov_bins: int = 16  # coverage histogram bins ...
-    cov_width: int = 16  # ... of this many counts each (the last bin takes the rest)
+    cov_width: int = 16  # ... of this many counts each (the last bin takes the rest), with cov_scale linear
+    # log: bins widen geometrically from count 1 to 128 (features/coverage.py: bin_edges); chosen on
+    # the development sets, where linear bins of width 16 put almost every read's k-mers in bin 0
+    cov_scale: str = "log"
     min_length: int = 1000  # shorter sequences are reported unbinned, not dropped
     # model
     latent_dim: int = 8
@@ -68,6 +71,7 @@ class BinSettings:
         require(self.train_threads >= 0, f"--train-threads must be >= 0, got {self.train_threads}")
         require(self.assign_radius is None or self.assign_radius > 0,
                 f"--assign-radius must be > 0, got {self.assign_radius}")
+        require(self.cov_scale in ("linear", "log"), f"--cov-scale must be linear or log, got {self.cov_scale!r}")
         require(self.plot in ("umap", "pca", "none"), f"--plot must be umap, pca or none, got {self.plot!r}")
         require(self.cluster_selection in ("leaf", "eom"),
                 f"--cluster-selection must be leaf or eom, got {self.cluster_selection!r}")
@@ -79,7 +83,7 @@ class BinSettings:
 
     def feature_key(self) -> dict:
         """The settings that decide the features (a cached feature file is reused only when equal)."""
-        return {k: getattr(self, k) for k in ("k", "cov_k", "cov_bins", "cov_width")}
+        return {k: getattr(self, k) for k in ("k", "cov_k", "cov_bins", "cov_width", "cov_scale")}
 
 
 VAMB_ALPHA = 0.15  # VAMB's share of the loss for composition (TNF); abundance gets the rest

@@ -13,12 +13,19 @@ import sys
 from biovae import __version__
 from biovae.errors import BiovaeError
 
+# Commands whose parser is built from their own module alone: the others' imports (the expression
+# workflow pulls in torch and anndata, ~250 MiB) would sit under `biovae bin`'s k-mer table at its
+# memory peak (docs/binning.md, memory).
+_LIGHT = {"bin": "biovae.cli.bin", "evaluate": "biovae.cli.bin"}
 # modules that contribute subcommands, in the order shown by --help
 _MODULES = ["biovae.cli.bin", "biovae.cli.expr", "biovae.cli.demo", "biovae.cli.images", "biovae.cli.explore"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with argv naming a command of _LIGHT, only that command's module is imported."""
     import importlib
+
+    own = _LIGHT.get(argv[0]) if argv else None
 
     parser = argparse.ArgumentParser(
         prog="biovae",
@@ -27,13 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"biovae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _MODULES:
+    for name in _MODULES if own is None else [own]:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

@@ -32,7 +32,9 @@ def register(sub) -> None:
     f.add_argument("--k", type=int, default=_D.k, help="composition k-mer size (3..6)")
     f.add_argument("--cov-k", type=int, default=_D.cov_k, help="reads mode: coverage k-mer size")
     f.add_argument("--cov-bins", type=int, default=_D.cov_bins, help="coverage histogram bins")
-    f.add_argument("--cov-width", type=int, default=_D.cov_width, help="k-mer counts per coverage bin")
+    f.add_argument("--cov-width", type=int, default=_D.cov_width, help="k-mer counts per coverage bin (linear scale)")
+    f.add_argument("--cov-scale", choices=["linear", "log"], default=_D.cov_scale,
+                   help="coverage bins of equal width, or widening geometrically from count 1 to 128")
     f.add_argument("--min-length", type=int, default=_D.min_length, help="shorter sequences are reported unbinned")
     m = p.add_argument_group("model and training")
     m.add_argument("--latent-dim", type=int, default=_D.latent_dim)
@@ -85,6 +87,7 @@ def _bin(args) -> None:
     from biovae.bin.pipeline import headline, run
 
     s = BinSettings(k=args.k, cov_k=args.cov_k, cov_bins=args.cov_bins, cov_width=args.cov_width,
+                    cov_scale=args.cov_scale,
                     min_length=args.min_length, latent_dim=args.latent_dim, hidden=args.hidden, beta=args.beta,
                     composition_weight=args.composition_weight, coverage_weight=args.coverage_weight,
                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,

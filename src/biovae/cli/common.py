@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def add_runtime_options(p: argparse.ArgumentParser, *, device: bool = True, distributed: bool = False) -> None:
@@ -36,9 +37,12 @@ def apply_runtime(args: argparse.Namespace) -> None:
     if threads > 0:
         for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
-        import torch
-
-        torch.set_num_threads(threads)
+        # torch takes OMP_NUM_THREADS when it is first imported; importing it here only to set
+        # the count would put its ~180 MiB under every stage, also those that never use it
+        # (biovae bin's k-mer counting: docs/binning.md, memory)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(threads)
 
 
 def summary_line(command: str, text: str) -> None:

@@ -4,9 +4,12 @@ Pass 1 counts every canonical k-mer (default k = 15) over the whole read set. Pa
 each read a histogram of its k-mers' global counts: bin b holds the k-mers whose count c has
 min(c // width, bins - 1) == b (defaults: 16 bins of width 16, so the last bin takes every
 count >= 240). Rows are divided by the read's number of valid k-mers, so they sum to 1. This is
-exactly what kmertools' `cov` prints (checked against its binary on real reads: canonical
+exactly what kmertools' `cov` prints (for scale "linear") (checked against its binary on real reads: canonical
 counts, same binning, same normalisation); a read with no valid k-mer gets a zero row and
-n_kmers == 0 instead of NaN.
+n_kmers == 0 instead of NaN. With scale "log" the bins widen geometrically instead (`bin_edges`:
+for 16 bins they start at counts 1, 2, 3, 4, 5, 6, 7, 10, 13, 18, 25, 35, 49, 67, 93, 128): at the
+low coverage of long reads with 5-15 % errors most 15-mers are seen 1-8 times, which one linear
+bin of width 16 cannot tell apart (docs/binning.md).
 
 Memory bound. LRBinner keeps a dense uint32 table over all 4^15 forward k-mers: 4 GiB. Here the
 table is indexed by canonical k-mer only and its counters saturate at the smallest unsigned
@@ -64,10 +67,9 @@ class KmerTable:
         self.n_reads = 0
 
     @classmethod
-    def for_histogram(cls, k: int = 15, bins: int = 16, width: int = 16) -> "KmerTable":
-        """A table whose cap is just enough for a `bins` x `width` histogram."""
-        _check_bins(bins, width)
-        return cls(k, max(1, (bins - 1) * width))
+    def for_histogram(cls, k: int = 15, bins: int = 16, width: int = 16, scale: str = "linear") -> "KmerTable":
+        """A table whose cap is just enough for a `bins` x `width` histogram (255 for scale "log")."""
+        return cls(k, int(bin_edges(bins, width, scale)[-1]))
 
     @property
     def nbytes(self) -> int:
@@ -79,22 +81,24 @@ class KmerTable:
         increments of one counter would be lost."""
         if len(offsets) > 1:
             dummy = np.zeros((0, 1), dtype=np.int64)
-            _scan(data, offsets, self.k, BASE_CODE, self.table, self.table.dtype.type(self.cap), 1, dummy, 0)
+            _scan(data, offsets, self.k, BASE_CODE, self.table, self.table.dtype.type(self.cap), np.zeros(1, np.int64), dummy, 0)
         self.n_reads += len(offsets) - 1
 
     def add_seqs(self, seqs: Sequence[bytes]) -> None:
         """Count the k-mers of a list of sequences (ASCII bytes)."""
         self.add(*pack(seqs))
 
-    def histograms(self, data: np.ndarray, offsets: np.ndarray, bins: int = 16, width: int = 16, threads: int = 1) -> Coverage:
+    def histograms(self, data: np.ndarray, offsets: np.ndarray, bins: int = 16, width: int = 16, threads: int = 1,
+                   scale: str = "linear") -> Coverage:
         """Pass 2 on a packed chunk: the count histogram of each read, float32 (n, bins)."""
-        _check_bins(bins, width)
-        if self.cap < (bins - 1) * width:
-            raise BiovaeError(f"the k-mer table saturates at {self.cap}, too low for {bins} bins of width {width}", "build it with KmerTable.for_histogram(k, bins, width)")
+        edges = bin_edges(bins, width, scale)
+        if self.cap < edges[-1]:
+            raise BiovaeError(f"the k-mer table saturates at {self.cap}, too low for {bins} {scale} bins of width {width}", "build it with KmerTable.for_histogram(k, bins, width, scale)")
         n = len(offsets) - 1
         counts = np.zeros((n, bins), dtype=np.int64)
         cap = self.table.dtype.type(self.cap)
-        run_rows(lambda lo, hi: _scan(data, offsets[lo : hi + 1], self.k, BASE_CODE, self.table, cap, width, counts[lo:hi], 1), offsets, threads)
+        lut = np.clip(np.searchsorted(edges, np.arange(self.cap + 1), side="right") - 1, 0, bins - 1).astype(np.int64)
+        run_rows(lambda lo, hi: _scan(data, offsets[lo : hi + 1], self.k, BASE_CODE, self.table, cap, lut, counts[lo:hi], 1), offsets, threads)
         n_kmers = counts.sum(axis=1)
         hist = np.zeros((n, bins), dtype=np.float32)
         seen = n_kmers > 0
@@ -107,15 +111,16 @@ def table_bytes(k: int, cap: int = 255) -> int:
     return _n_slots(k) * np.dtype(_count_dtype(cap)).itemsize
 
 
-def coverage(seqs: Sequence[bytes], k: int = 15, bins: int = 16, width: int = 16, threads: int = 1) -> Coverage:
+def coverage(seqs: Sequence[bytes], k: int = 15, bins: int = 16, width: int = 16, threads: int = 1,
+             scale: str = "linear") -> Coverage:
     """Coverage histograms of an in-memory read set (both passes over `seqs`).
 
     seqs: n reads as ASCII bytes. Returns Coverage(hist float32 (n, bins), n_kmers (n,)).
     """
-    table = KmerTable.for_histogram(k, bins, width)
+    table = KmerTable.for_histogram(k, bins, width, scale)
     data, offsets = pack(seqs)
     table.add(data, offsets)
-    return table.histograms(data, offsets, bins, width, threads)
+    return table.histograms(data, offsets, bins, width, threads, scale)
 
 
 @dataclass
@@ -144,6 +149,7 @@ def file_features(
     bins: int = 16,
     width: int = 16,
     threads: int = 1,
+    scale: str = "linear",
     chunk_bases: int = DEFAULT_CHUNK_BASES,
     folder: str | Path | None = None,
 ) -> ReadFeatures:
@@ -165,7 +171,7 @@ def file_features(
     folder = Path(tempfile.mkdtemp(prefix="biovae-features-") if own else folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        table = KmerTable.for_histogram(cov_k, bins, width)
+        table = KmerTable.for_histogram(cov_k, bins, width, scale)
         ids, lengths = IdSpool(folder / "ids.txt"), Spool(folder / "lengths.i64", np.int64)
         comps, comp_n = Spool(folder / "composition.f32", np.float32, n_canonical(k)), Spool(folder / "comp_kmers.i64", np.int64)
         for chunk in iter_chunks(path, chunk_bases=chunk_bases):
@@ -178,7 +184,7 @@ def file_features(
             comp_n.append(comp.n_kmers)
         hists, cov_n = Spool(folder / "coverage.f32", np.float32, bins), Spool(folder / "cov_kmers.i64", np.int64)
         for chunk in iter_chunks(path, chunk_bases=chunk_bases, unique_ids=False):
-            cov = table.histograms(*pack(chunk.seqs), bins, width, threads)
+            cov = table.histograms(*pack(chunk.seqs), bins, width, threads, scale)
             hists.append(cov.hist)
             cov_n.append(cov.n_kmers)
         cov_kmers = cov_n.finish()
@@ -191,9 +197,23 @@ def file_features(
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _check_bins(bins: int, width: int) -> None:
+def bin_edges(bins: int = 16, width: int = 16, scale: str = "linear") -> np.ndarray:
+    """Lowest count of each histogram bin (bins,) and, last, the count from which the last bin
+    takes everything (the table's cap). "linear": 0, width, 2 width, ...; "log": 1, then geometric
+    steps (at least one count wide) up to 128, the last bin taking counts >= its edge."""
     if bins < 1 or width < 1:
         raise BiovaeError(f"coverage histogram needs at least 1 bin of width >= 1, got {bins} bins of width {width}")
+    if scale == "linear":
+        edges = np.arange(bins) * width
+        return np.append(edges, max(1, (bins - 1) * width))
+    if scale != "log":
+        raise BiovaeError(f"unknown coverage scale {scale!r}", "use linear or log")
+    if bins > 128:
+        raise BiovaeError(f"at most 128 log-scale coverage bins, got {bins}")
+    edges = [1]
+    for b in range(1, bins):
+        edges.append(max(edges[-1] + 1, int(round(2 ** (b * 7 / max(1, bins - 1))))))
+    return np.array(edges + [max(edges[-1], 255)], dtype=np.int64)
 
 
 def _n_slots(k: int) -> int:
@@ -225,15 +245,13 @@ def _add_batch(slots, nb, table, cap):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hist_batch(slots, rows, nb, table, width, counts):
-    last = counts.shape[1] - 1
+def _hist_batch(slots, rows, nb, table, lut, counts):
     for j in range(nb):
-        b = np.int64(table[slots[j]]) // width
-        counts[rows[j], min(b, last)] += 1
+        counts[rows[j], lut[table[slots[j]]]] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(data, offsets, k, base_code, table, cap, width, counts, mode):
+def _scan(data, offsets, k, base_code, table, cap, lut, counts, mode):
     """Walk every valid k-mer; mode 0 counts it into `table`, mode 1 adds its count's bin to
     counts[row]. Slots of odd k are dense over canonical k-mers (see module docstring)."""
     mask = (1 << (2 * k)) - 1
@@ -268,9 +286,9 @@ def _scan(data, offsets, k, base_code, table, cap, width, counts, mode):
                     if mode == 0:
                         _add_batch(slots, nb, table, cap)
                     else:
-                        _hist_batch(slots, rows, nb, table, width, counts)
+                        _hist_batch(slots, rows, nb, table, lut, counts)
                     nb = 0
     if mode == 0:
         _add_batch(slots, nb, table, cap)
     else:
-        _hist_batch(slots, rows, nb, table, width, counts)
+        _hist_batch(slots, rows, nb, table, lut, counts)
