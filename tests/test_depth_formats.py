@@ -59,7 +59,7 @@ def test_text_formats_are_detected_and_aligned(tmp_path):
             assert ab.matrix[:, 1].tolist() == [1, 4, 5] and len(ab.samples) == 2, fmt
 
 
-@pytest.mark.parametrize("case, message", [
+BAD_CASES = [
     ("unsorted", "not sorted by coordinate"),
     ("unindexed", "has no index"),
     ("other_refs", "does not match the FASTA: FASTA contig 'c3' is not a BAM reference"),
@@ -67,8 +67,10 @@ def test_text_formats_are_detected_and_aligned(tmp_path):
     ("empty", "holds no mapped read"),
     ("depth_names", "contig 'k1' is not in the FASTA"),
     ("unknown", "unknown format"),
-])
-def test_bad_abundance_input_is_one_clear_error(tmp_path, case, message):
+]
+
+
+def _bad_input(tmp_path, case):
     path = tmp_path / "x.bam"
     if case == "unsorted":
         _bam(path, sort=False)
@@ -86,20 +88,28 @@ def test_bad_abundance_input_is_one_clear_error(tmp_path, case, message):
     else:
         path = tmp_path / "u.txt"
         path.write_text("hello world\n")
+    return path
+
+
+@pytest.mark.parametrize("case, message", BAD_CASES)
+def test_bad_abundance_input_is_one_clear_error(tmp_path, case, message):
+    path = _bad_input(tmp_path, case)
     with pytest.raises(BiovaeError, match=message) as info:
         read_abundance(path, IDS, contig_lengths=LENGTHS)
     assert str(path.name) in str(info.value)
 
 
-def test_bin_with_a_bad_bam_exits_2_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("case, message", BAD_CASES)
+def test_bin_with_bad_abundance_exits_2_and_writes_nothing(tmp_path, capsys, case, message):
     from biovae.cli import main
 
     rng = np.random.default_rng(0)
     fasta = tmp_path / "contigs.fa"
     fasta.write_text("".join(f">{c}\n{''.join(rng.choice(list('ACGT'), n))}\n" for c, n in zip(IDS, LENGTHS)))
-    bam = _bam(tmp_path / "s.bam", index=False)
+    bad = _bad_input(tmp_path, case)
+    before = sorted(p.name for p in tmp_path.iterdir())
     out = tmp_path / "out"
-    assert main(["bin", str(fasta), "--abundance", str(bam), "-o", str(out), "--quiet", "--min-length", "100"]) == 2
+    assert main(["bin", str(fasta), "--abundance", str(bad), "-o", str(out), "--quiet", "--min-length", "100"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("biovae bin: error:") and "has no index" in err and "\n" not in err
-    assert not out.exists() and not out.with_name("out.partial").exists()
+    assert err.startswith("biovae bin: error:") and message in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -30,8 +30,9 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
 
     Per-bin quality without a truth: `sequences`, `bases`, `spread` (median distance of the bin's
     latent means to the bin's median) and `separation` (distance from the bin's median to the
-    nearest other bin's median, in the same units); with `truth`, also AMBER's per-bin precision
-    and recall by sequence.
+    nearest other bin's median, in the same units); when marker genes were searched (contigs, or
+    settings.quality "on"; biovae.bin.quality) `completeness` and `contamination` in %, `markers`
+    and `extra_copies`; with `truth`, also AMBER's per-bin precision and recall by sequence.
     """
     from biovae.bin.pipeline import run as run_pipeline
     from biovae.io.bins import read_bins
@@ -44,6 +45,9 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     with np.load(out / "latent.npz", allow_pickle=False) as z:
         ids, mean = z["ids"], z["mean"]
     quality = bin_quality(bins, ids, mean, summary)
+    per_bin = (summary.get("marker_quality") or {}).get("per_bin")
+    if per_bin:
+        quality = quality.join(pd.DataFrame(per_bin).T[["completeness", "contamination", "markers", "extra_copies"]])
     if truth is not None:
         from biovae.evaluate.binning import evaluate_tables
         from biovae.io.bins import read_truth

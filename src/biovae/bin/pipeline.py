@@ -5,6 +5,8 @@
     train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
     encode    latent means and log-variances of every usable sequence
     cluster   HDBSCAN on the latent means, close leftovers labelled from their features, the rest unbinned
+    markers   (contigs, or --quality on) single-copy marker genes: bins split / merged where they
+              say so, per-bin completeness and contamination (bin/quality.py)
     write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
     evaluate  (with a truth table) AMBER-style precision, recall, F1, ARI
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from biovae.bin import features as feat
+from biovae.bin import quality
 from biovae.bin.settings import BinSettings
 from biovae.engine import state
 from biovae.errors import BiovaeError
@@ -84,6 +87,8 @@ def run(sequences, out, *, abundance=None, truth=None, settings: BinSettings | N
     check_input(path, "sequence")
     if ab_path is not None:
         check_input(ab_path, "abundance")
+    if s.markers is not None and quality.wanted(s.quality, ab_path is not None):
+        check_input(Path(s.markers), "marker HMM")  # before training, not after
     fasta = "gzip" if write_fasta and fasta_gzip else bool(write_fasta)
     # a second run into OUT refuses; intermediates live in OUT.partial until the run succeeds
     with output_folder(out, [path, ab_path, truth], force), work_folder(out, resume) as work:
@@ -121,6 +126,14 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
         labels[f.valid] = labels_valid
+    marker_quality = None
+    if quality.wanted(s.quality, ab_path is not None):
+        with stage("markers"):
+            labels, marker_quality = quality.estimate(path, f.valid, labels, marker_file=s.markers,
+                                                      min_length=s.min_length, threads=s.threads or 1, mean=mean,
+                                                      refine=s.marker_refine and ab_path is not None, seed=s.seed)
+            if ab_path is None and "per_bin" in marker_quality:
+                marker_quality["note"] = quality.READS_NOTE
     evaluation = None
     if truth_table is not None:
         with stage("evaluate"):
@@ -130,6 +143,7 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
             table = pd.DataFrame({"sequence_id": f.ids, "bin": bin_names(labels)})
             evaluation = evaluate_tables(table, truth_table, source=str(path))
     summary = _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation)
+    summary["marker_quality"] = marker_quality
     with stage("write"):
         _write(out, f, labels, mean, logvar, vae, summary, truth_table, path, write_fasta, s, force, sample_id)
     return summary
@@ -153,7 +167,7 @@ def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: 
 
     n_comp = f.composition.shape[1]
     blocks = [Block("composition", n_comp, "gaussian", s.composition_weight),
-              Block(f.block2, x.shape[1] - n_comp, "gaussian", s.coverage_weight)]
+              Block(f.block2, x.shape[1] - n_comp, "gaussian", _second_weight(s, f, x.shape[1] - n_comp))]
     vae = VAE(blocks=blocks, latent_dim=s.latent_dim, hidden=s.hidden, beta=s.beta, seed=s.seed)
     before = torch.get_num_threads()
     if s.train_threads:
@@ -167,6 +181,15 @@ def _train(x: np.ndarray, f: feat.Features, s: BinSettings, work: Path, resume: 
     finally:
         torch.set_num_threads(before)
     return vae
+
+
+def _second_weight(s: BinSettings, f: feat.Features, width: int) -> float:
+    """--coverage-weight, or its default: 1 for the reads' coverage, VAMB's share for contig abundance."""
+    if s.coverage_weight is not None:
+        return s.coverage_weight
+    from biovae.bin.settings import abundance_weight
+
+    return abundance_weight(f.composition.shape[1], width) if f.block2 == "abundance" else 1.0
 
 
 def _summary(path, ab_path, s, f, labels, cstats, vae, stage, reused, evaluation) -> dict:
@@ -259,6 +282,8 @@ def headline(summary: dict) -> str:
             f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
     if summary.get("evaluation"):
         text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
+    if quality.headline(summary.get("marker_quality")):
+        text += f"; {quality.headline(summary['marker_quality'])}"
     if summary.get("warning"):
         text += f"; WARNING: {summary['warning']}"
     return text
@@ -271,7 +296,12 @@ def _report(folder: Path, summary: dict, history: list[dict]) -> None:
     from biovae.report import write_report
 
     sizes = pd.DataFrame(summary["bin_sizes"]).T.rename_axis("bin")
+    per_bin = (summary.get("marker_quality") or {}).get("per_bin")
+    if per_bin:
+        sizes = sizes.join(pd.DataFrame(per_bin).T)
     shown = {k: v for k, v in summary.items() if k not in ("settings", "bin_sizes", "outputs")}
+    if per_bin:
+        shown["marker_quality"] = {k: v for k, v in summary["marker_quality"].items() if k != "per_bin"}
     write_report(folder / "report.html", "biovae bin", lead=headline(summary), summary=shown, history=history,
                  images=[] if summary["settings"]["plot"] == "none" else
                  [(f"latent space ({summary['settings']['plot'].upper()} of the VAE means), by bin and by truth",

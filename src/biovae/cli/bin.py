@@ -41,7 +41,9 @@ def register(sub) -> None:
     m.add_argument("--hidden", type=int, nargs="+", default=_D.hidden, help="encoder layer sizes")
     m.add_argument("--beta", type=float, default=_D.beta, help="KL weight")
     m.add_argument("--composition-weight", type=float, default=_D.composition_weight)
-    m.add_argument("--coverage-weight", type=float, default=_D.coverage_weight, help="coverage or abundance block weight")
+    m.add_argument("--coverage-weight", type=float, default=_D.coverage_weight,
+                   help="coverage (reads; default 1) or abundance (contigs; default VAMB's share: 5.7 x composition "
+                   "columns / abundance columns) block weight, per column")
     m.add_argument("--epochs", type=int, default=_D.epochs, help="maximum epochs (early stopping may end sooner)")
     m.add_argument("--batch-size", type=int, default=_D.batch_size)
     m.add_argument("--lr", type=float, default=_D.lr)
@@ -61,6 +63,13 @@ def register(sub) -> None:
                    help="latent_umap.png: principal components (fast), UMAP (numba compiles it on each run, tens of seconds) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
+    q = p.add_argument_group("bin quality (single-copy marker genes: pyrodigal + pyhmmer)")
+    q.add_argument("--quality", choices=["auto", "on", "off"], default=_D.quality,
+                   help="per-bin completeness and contamination: auto = contigs only, on = also reads (slow), off")
+    q.add_argument("--markers", help="HMMER3 file of single-copy marker profiles with trusted cut-offs "
+                   "(default: $BIOVAE_MARKER_HMM, else the marker.hmm of an installed metacoag or SemiBin)")
+    q.add_argument("--no-marker-refine", dest="marker_refine", action="store_false",
+                   help="report marker quality but do not split contaminated bins or merge complementary fragments")
     add_runtime_options(p)
     p.set_defaults(handler=_bin)
 
@@ -86,7 +95,8 @@ def _bin(args) -> None:
                     min_samples=args.min_samples, fit_sample=args.fit_sample,
                     cluster_selection=args.cluster_selection,
                     assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
-                    threads=args.threads, device=args.device, progress=not args.quiet)
+                    threads=args.threads, device=args.device, progress=not args.quiet,
+                    quality=args.quality, markers=args.markers, marker_refine=args.marker_refine)
     summary = run(args.sequences, args.out, abundance=args.abundance, truth=args.truth, settings=s,
                   write_fasta=args.write_fasta, resume=args.resume, fasta_gzip=args.fasta_gzip,
                   sample_id=args.sample_id, force=args.force)
