@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import torch
 
-from biovae.evaluate.generation import split_cells
 from biovae.expr.preprocess import Preprocessor
 from biovae.tl import anomaly_scores
-from biovae.tl.anomaly_model import fit_anomaly_models
 
-from anomaly_groups import baselines, dataset_split, training_genes
+from anomaly_groups import baselines, dataset_split, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm")
@@ -36,13 +33,8 @@ def parts(model, cells):
 def dump(name, args, seed):
     key, cells, train_all, test, groups = dataset_split(name, seed)
     for gi, held in enumerate(groups):
-        others = train_all[train_all.obs[key] != held]
-        fit, cal = split_cells(others, 0.2, label_key=key, seed=seed)
-        genes = training_genes(fit)
-        fit = fit[:, genes].copy()
-        models = fit_anomaly_models(fit, genes=None, n_models=args.models, seed=seed, progress=False)
-        novel, known = cells[cells.obs[key] == held], test[test.obs[key] != held]
-        scored = ad.concat([novel, known], merge="same")[:, genes].copy()
+        models, genes, fit, cal, novel, known, scored = hold_out(cells, train_all, test, key, held, args.models, seed)
+        scored = scored[:, genes].copy()
         cal = cal[:, genes].copy()
         out = {"truth": np.r_[np.ones(novel.n_obs), np.zeros(known.n_obs)]}
         frame = anomaly_scores(models, scored, seed=seed)

@@ -84,14 +84,23 @@ def baselines(x_fit: np.ndarray, x: np.ndarray, seed: int) -> dict:
     return out
 
 
-def one_group(cells, train_all, test, key, held, args, seed) -> dict:
+def hold_out(cells, train_all, test, key, held, n_models: int, seed: int):
+    """Leave group `held` out: (models, genes, fit, calibration, novel, known, scored cells).
+
+    The models are fitted on 80 % of the other groups' training cells, on genes chosen from
+    those cells only; the other 20 % calibrate; `scored` is every cell of `held` plus the
+    other groups' test cells."""
     others = train_all[train_all.obs[key] != held]
     fit, cal = split_cells(others, 0.2, label_key=key, seed=seed)
     genes = training_genes(fit)
     fit = fit[:, genes].copy()
-    models = fit_anomaly_models(fit, genes=None, n_models=args.models, seed=seed, progress=False)
+    models = fit_anomaly_models(fit, genes=None, n_models=n_models, seed=seed, progress=False)
     novel, known = cells[cells.obs[key] == held], test[test.obs[key] != held]
-    scored = ad.concat([novel, known], merge="same")
+    return models, genes, fit, cal, novel, known, ad.concat([novel, known], merge="same")
+
+
+def one_group(cells, train_all, test, key, held, args, seed) -> dict:
+    models, genes, fit, cal, novel, known, scored = hold_out(cells, train_all, test, key, held, args.models, seed)
     truth = np.r_[np.ones(novel.n_obs), np.zeros(known.n_obs)]
     frame = anomaly_scores(models, scored[:, genes], seed=seed)
     scores = {c: frame[c].to_numpy() for c in frame.columns}
