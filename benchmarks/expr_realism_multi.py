@@ -44,14 +44,13 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
-from sklearn.decomposition import PCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import expr_datasets  # noqa: E402
 
 import biovae.expr as ex  # noqa: E402
 from biovae.evaluate.generation import classifier_auc, mmd_pca, split_cells  # noqa: E402
-from biovae.expr.choose import describe  # noqa: E402
+from biovae.expr.choose import describe, features, forest_view  # noqa: E402
 from biovae.expr.kinds import detect  # noqa: E402
 from biovae.expr.preprocess import lattice_size_factors  # noqa: E402
 
@@ -59,20 +58,8 @@ HERE = Path(__file__).resolve().parent
 SCVI_PYTHON = HERE / ".peers" / "scvi" / "bin" / "python"
 
 
-def lognorm(X: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "log_normalised":
-        return X.astype(np.float64)
-    lib = np.maximum(X.sum(1, keepdims=True), 1e-12)
-    return np.log1p(X / lib * 1e4)
-
-
 def score(real: np.ndarray, gen: np.ndarray, kind: str, seed: int, lab_r=None, lab_g=None) -> dict:
-    fr, fg = lognorm(real, kind), lognorm(gen, kind)
-    both = np.vstack([fr, fg])  # genes and PCs from both sides alike: fitted on one side, they fit its noise
-    top = np.argsort(-both.var(0), kind="stable")[:1000]
-    fr, fg = fr[:, top], fg[:, top]
-    pca = PCA(n_components=min(50, len(both) - 1, len(top)), random_state=seed).fit(both[:, top])
-    zr, zg = pca.transform(fr), pca.transform(fg)
+    zr, zg = forest_view(real, gen, kind, seed)  # the recipe expr.choose scores its candidates with
     auc, _ = classifier_auc(zr, zg, seed=seed, labels_r=lab_r, labels_g=lab_g)
     return {"rf_auc": auc, "mmd2": mmd_pca(zr[:, :10], zg[:, :10], n_pcs=10, seed=seed),
             "ks_detected_genes": float(ks_2samp((real > 0).sum(1), (gen > 0).sum(1)).statistic),
@@ -84,7 +71,7 @@ def gaussian(train: np.ndarray, labels: np.ndarray, kind: str, seed: int) -> np.
     out = np.zeros_like(train, dtype=np.float64)
     for lab in np.unique(labels):
         idx = np.flatnonzero(labels == lab)
-        f = lognorm(train[idx], kind)
+        f = features(train[idx], kind)
         sd = f.std(0, ddof=1) if len(idx) > 1 else np.zeros(f.shape[1])
         y = np.maximum(f.mean(0) + sd * rng.standard_normal(f.shape), 0)
         if kind == "log_normalised":

@@ -25,7 +25,7 @@ import numpy as np
 
 from biovae.bin import features as feat
 from biovae.bin import quality
-from biovae.bin.settings import BinSettings
+from biovae.bin.settings import BinSettings, abundance_weight
 from biovae.engine import state
 from biovae.errors import BiovaeError
 from biovae.io.atomic import atomic_dir, write_json
@@ -187,8 +187,6 @@ def _second_weight(s: BinSettings, f: feat.Features, width: int) -> float:
     """--coverage-weight, or its default: 1 for the reads' coverage, VAMB's share for contig abundance."""
     if s.coverage_weight is not None:
         return s.coverage_weight
-    from biovae.bin.settings import abundance_weight
-
     return abundance_weight(f.composition.shape[1], width) if f.block2 == "abundance" else 1.0
 
 
@@ -282,8 +280,9 @@ def headline(summary: dict) -> str:
             f"{sum(summary['stage_seconds'].values()):.0f} s, peak {summary['peak_rss_mib']:.0f} MiB")
     if summary.get("evaluation"):
         text += f"; {f1_ari_text(summary['evaluation'])} against the truth"
-    if quality.headline(summary.get("marker_quality")):
-        text += f"; {quality.headline(summary['marker_quality'])}"
+    markers = quality.headline(summary.get("marker_quality"))
+    if markers:
+        text += f"; {markers}"
     if summary.get("warning"):
         text += f"; WARNING: {summary['warning']}"
     return text

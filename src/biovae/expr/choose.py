@@ -51,16 +51,22 @@ def features(x: np.ndarray, kind: str) -> np.ndarray:
     return np.log1p(x / np.maximum(x.sum(1, keepdims=True), 1e-12) * 1e4)
 
 
-def realism_auc(real: np.ndarray, generated: np.ndarray, kind: str, seed: int,
-                labels_real=None, labels_generated=None) -> float:
-    """Random-forest AUC of real vs generated cells (both cells x genes, input scale), the mean of
-    FOREST_SEEDS forests, on the TOP_GENES most variable genes and up to 50 principal components
-    of both sides pooled."""
+def forest_view(real: np.ndarray, generated: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the forest sees of real and generated cells (both cells x genes, input scale): up to 50
+    principal components of the TOP_GENES most variable genes of `features`, genes and components
+    taken from both sides pooled (fitted on one side, they would fit its noise)."""
     fr, fg = features(real, kind), features(generated, kind)
     both = np.vstack([fr, fg])
     top = np.argsort(-both.var(0), kind="stable")[:TOP_GENES]
     pca = PCA(n_components=min(50, len(both) - 1, len(top)), random_state=seed).fit(both[:, top])
-    zr, zg = pca.transform(fr[:, top]), pca.transform(fg[:, top])
+    return pca.transform(fr[:, top]), pca.transform(fg[:, top])
+
+
+def realism_auc(real: np.ndarray, generated: np.ndarray, kind: str, seed: int,
+                labels_real=None, labels_generated=None) -> float:
+    """Random-forest AUC of real vs generated cells (both cells x genes, input scale) on their
+    forest_view, the mean of FOREST_SEEDS forests."""
+    zr, zg = forest_view(real, generated, kind, seed)
     aucs = [classifier_auc(zr, zg, seed=seed + k, labels_r=labels_real, labels_g=labels_generated)[0]
             for k in range(FOREST_SEEDS)]
     return float(np.mean(aucs))
