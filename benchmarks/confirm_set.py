@@ -109,13 +109,28 @@ GENOMES_B = {
     "yersinia_phage_201_16": ("git", GVIZ, "genbank/yersinia_phage/NC_070914.gbk", None),
     "lambda_phage": ("deb", "bowtie2-examples", DOC + "bowtie2/examples/reference/lambda_virus.fa.gz", None),
 }
-GENOME_SETS = {"a": GENOMES, "b": GENOMES_B}
+SOURMASH = "sourmash-bio/sourmash@6ae9cd32d9ac2841c98415bc1c043597536a5470"
+GENOMES_C = {
+    "salmonella_enterica_LT2": ("git", SOURMASH, "data/GCF_000006945.1_ASM694v1_genomic.fna.gz", None),
+    "sphingobacteriaceae_DW12": ("git", SOURMASH, "data/GCF_000783305.1_ASM78330v1_genomic.fna.gz", None),
+    "tara_ase_mag_00031": ("git", SOURMASH, "tests/test-data/lca/TARA_ASE_MAG_00031.fa.gz", None),
+    "akkermansia_muciniphila_500kb": ("git", SOURMASH, "doc/genomes/akkermansia.fa", None),
+    "shewanella_baltica_OS185_500kb": ("git", SOURMASH, "doc/genomes/shew_os185.fa", None),
+    "contig_MIIJ01000039": ("pypi", "pyrodigal==3.7.1", "pyrodigal/tests/data/MIIJ01000039.fna.gz", None),
+    "phage_VT2_Sakai": ("git", "moshi4/pycirclize-data@f61f94aaf8739f4e1a736b49029e18bf6a7ae4ad",
+                        "prokaryote/enterobacteria_phage.gbk", None),
+    "escherichia_phage_Envy": ("git", GVIZ, "genbank/enterobacteria_phage/NC_031081.gbk", None),
+}
+GENOME_SETS = {"a": GENOMES, "b": GENOMES_B, "c": GENOMES_C}
 GIT_MIRRORS = Path("/work/.mirror")
 PACBIO_REAL = ("wtdbg2-examples", DOC + "wtdbg2-examples/selfSampleData.tar.gz::selfSampleData/pacbio_filtered.fastq")
 ONT_REAL = ("python3-nanoget-examples", DOC + "python3-nanoget/examples/nanotest/alignment.bam.gz")
 PBSIM_ONT = ["--data-type", "CLR", "--model_qc", "/usr/share/pbsim/models/model_qc_clr", "--length-mean", "9000",
              "--length-sd", "6000", "--length-min", "500", "--length-max", "60000", "--accuracy-mean", "0.90",
              "--accuracy-sd", "0.05", "--accuracy-min", "0.75", "--difference-ratio", "23:31:46"]
+PBSIM_HIFI = ["--data-type", "CLR", "--model_qc", "/usr/share/pbsim/models/model_qc_ccs", "--length-mean", "12000",
+              "--length-sd", "4000", "--length-min", "1000", "--length-max", "40000", "--accuracy-mean", "0.99",
+              "--accuracy-sd", "0.005", "--accuracy-min", "0.975", "--difference-ratio", "6:21:73"]
 RARE_SHARE = 0.007
 
 
@@ -195,18 +210,21 @@ def genome_records(name: str, genomes: dict | None = None) -> list[tuple[str, by
     return out
 
 
-def run_pbsim(name: str, records, n: int, seed: int, tmp: Path) -> list[tuple[bytes, bytes]]:
-    """n ONT-like reads of one genome from pbsim (depth set for ~1.5 n reads, then a seeded sample)."""
+def run_pbsim(name: str, records, n: int, seed: int, tmp: Path, options=None) -> list[tuple[bytes, bytes]]:
+    """n reads of one genome from pbsim, ONT-like unless options say otherwise (depth set for ~1.5 n
+    reads, then a seeded sample)."""
     if n == 0:
         return []
+    options = options or PBSIM_ONT
     size = sum(len(s) for _, s in records)
-    depth = max(0.02, 1.5 * n * 9000 / size)
-    work = tmp / f"pbsim_{name}"
+    mean = float(options[options.index("--length-mean") + 1])
+    depth = max(0.02, 1.5 * n * mean / size)
+    work = tmp / f"pbsim_{name}_{len(list(tmp.glob('pbsim_*')))}"
     work.mkdir()
     with open(work / "ref.fa", "wb") as f:
         for rid, seq in records:
             f.write(b">%s\n%s\n" % (rid.encode(), seq))
-    cmd = ["pbsim", *PBSIM_ONT, "--depth", f"{depth:.4f}", "--seed", str(genome_seed(seed, name) % 2**31),
+    cmd = ["pbsim", *options, "--depth", f"{depth:.4f}", "--seed", str(genome_seed(seed, name) % 2**31),
            "--prefix", str(work / "r"), str(work / "ref.fa")]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
     reads = [r for p in sorted(work.glob("r_*.fastq")) for r in iter_fastq(p)]
@@ -278,18 +296,26 @@ def build_sim(args):
     counts = split_counts(args.num_reads, shares)
     tech_rng = np.random.default_rng([args.seed, 4])
     n_ont = np.array([tech_rng.binomial(c, 0.5) for c in counts])
-    n_pac = counts - n_ont
+    n_hifi = np.zeros_like(n_ont)
+    if args.hifi_share:  # a third technology: HiFi-like pbsim reads, taken from both halves
+        n_ont = np.array([tech_rng.binomial(c, (1 - args.hifi_share) / 2) for c in counts])
+        n_hifi = np.array([tech_rng.binomial(c - o, args.hifi_share / (1 - (1 - args.hifi_share) / 2))
+                           for c, o in zip(counts, n_ont)])
+    n_pac = counts - n_ont - n_hifi
     tmp = Path(tempfile.mkdtemp(prefix=".confirm-", dir=DATA))
     try:
         t0 = time.time()
         pac = run_simlord_reads(names, n_pac, records, args.seed, tmp, args.simlord_python)
         t_pac = time.time() - t0
         ont = [run_pbsim(n, records[n], int(c), args.seed, tmp) for n, c in zip(names, n_ont)]
-        pools = [p + o for p, o in zip(pac, ont)]
-        techs = [["pacbio_simlord"] * len(p) + ["ont_pbsim"] * len(o) for p, o in zip(pac, ont)]
+        hifi = [run_pbsim(n, records[n], int(c), args.seed + 1, tmp, PBSIM_HIFI) for n, c in zip(names, n_hifi)]
+        pools = [p + o + h for p, o, h in zip(pac, ont, hifi)]
+        techs = [["pacbio_simlord"] * len(p) + ["ont_pbsim"] * len(o) + ["hifi_pbsim"] * len(h)
+                 for p, o, h in zip(pac, ont, hifi)]
         manifest = {"command": "python benchmarks/confirm_set.py " + " ".join(sys.argv[1:]), "seed": args.seed,
                     "genome_set": args.genomes, "sources": {n: list(genomes[n][1:3]) for n in names},
                     "simlord_seconds": round(t_pac, 1), "pbsim_ont_options": PBSIM_ONT,
+                    "pbsim_hifi_options": PBSIM_HIFI if args.hifi_share else None,
                     "genome_bp": {n: sum(len(s) for _, s in records[n]) for n in names}}
         write_set(args.out, pools, names, techs, args.seed, manifest)
     finally:
@@ -338,7 +364,9 @@ def main(argv=None) -> int:
     p.add_argument("-n", "--num-reads", type=int, default=30000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--genomes", choices=sorted(GENOME_SETS), default="a",
-                   help="sim: a = confirm30k's eight genomes, b = confirm_b's ten")
+                   help="sim: a = confirm30k's eight genomes, b = confirm_b's ten, c = confirm_c's eight")
+    p.add_argument("--hifi-share", type=float, default=0.0,
+                   help="sim: share of HiFi-like pbsim reads (the rest half SimLoRD, half ONT-like)")
     p.add_argument("--git-mirrors", type=Path, default=GIT_MIRRORS,
                    help="folder of bare GitHub snapshots, owner+name/repo (--genomes b)")
     p.add_argument("--simlord-python", default=str(HERE / ".peers" / "simlord" / "bin" / "python"))
