@@ -7,26 +7,30 @@ PacBio and ONT-like reads differ a little in composition and in their coverage h
 thousands of reads per region the two regions form two dense clusters). Both pairs hold the same
 genome sequence, which composition and coverage features do not see but shared k-mers do.
 
-Sketch: every read's canonical 15-mers are hashed and the 1/`scale` of them with the lowest hash
-values kept (FracMinHash, as sourmash and Mash screen do), with the read's row. A bin's *solid*
-k-mers are the sampled ones that occur in at least two of its reads (a k-mer with a sequencing
-error is seldom repeated, except in a genome at very high coverage, and then it is that genome's).
-Two bins share a genome when each holds a large part of the other's solid k-mers:
-share = min(|A & B| / |A|, |A & B| / |B|) >= `threshold`, or share >= `near` while their reads'
-coverage histograms agree (centroids of the standardised coverage block within `coverage_gap`:
-two regions of one genome share only the k-mers of reads that span both, but have the same
-coverage). The smaller of the two shares keeps a phage apart from a host genome that carries it
-as a prophage (nearly all of the phage's k-mers are in the host, a tiny part of the host's are
-in the phage). Pairs are joined in order of decreasing share, each bin at most once per round,
-until no pair passes. At most `max_reads` reads of each bin (a seeded sample) are sketched: the
-step is for small genomes at high coverage, and it bounds the cost.
+Sketch: every read's canonical 21-mers are hashed and the 1/`scale` of them with the lowest hash
+values kept (FracMinHash, as sourmash and Mash screen do), with the read's row; at most
+`max_reads` reads of each bin (a seeded sample) are sketched, which bounds the cost. An
+occurrence of a k-mer in a read of bin A is *confirmed* by a set of reads when one of them holds
+it too; a k-mer with a sequencing error is seldom confirmed, a k-mer of the genome is, the more
+so the deeper the coverage. self(A) is the share of A's occurrences confirmed by A's other reads;
+conf(A, B) the share confirmed by B's reads. Two bins share a genome when
 
-Measured on the development sets (k = 21, 1/64 of the k-mers, 1,000 reads per bin; round-3 bins,
-docs/binning.md): one genome in two bins shared 0.354 (30 kb phage, split by technology) and
-0.096 (45 kb phage, two regions; coverage centroids 0.20 apart); two different genomes shared at
-most 0.061 (two Plasmodium species, AT-rich repeats), else <= 0.031, and their coverage centroids
-lay >= 1.2 apart. At k = 15 two low-GC mycoplasmas shared 0.127 (chance matches of AT-rich
-k-mers), hence k = 21.
+    share = min(conf(A, B) / self(A), conf(B, A) / self(B), 1) >= `threshold`,
+
+that is, when B's reads confirm A's k-mers about as well as A's own reads do, and the other way
+round. Weighting by occurrences lets a genome's k-mers, seen in dozens of reads, outweigh its
+reads' error k-mers, seen in one or two. The smaller of the two ratios keeps a phage apart from a
+host that carries it as a prophage (the host confirms the phage's k-mers, the phage a tiny part
+of the host's). Bins with self < `min_self` (low coverage: too few k-mers confirmed to judge)
+take no part. Pairs are joined in order of decreasing share, each bin at most once per round,
+until no pair passes.
+
+Measured on the development sets (round-3 bins of confirm_b, dev_hifi, confirm30k, sim30k,
+real_mix, data/demo; docs/binning.md): pieces of one genome shared 0.06-0.90 (confirm_b's
+phages: 0.898 by technology, 0.428 by region), pieces of two genomes at most 0.037 (reads of
+one genome inside the other's bin), with self >= 0.15 for both. Without the self floor, two
+Plasmodium species at 1x shared 0.48 (self 0.05-0.10: chance and repeat matches over a tiny
+denominator). At k = 15 two low-GC mycoplasmas shared many AT-rich k-mers by chance, hence k = 21.
 
 Hand-written (numba), not sourmash: the reads are already parsed and packed by biovae's own
 k-mer code (features.kmers.pack), and the kernel is the same rolling 2-bit walk as the coverage
@@ -40,12 +44,9 @@ import numpy as np
 
 K = 21
 SCALE = 64  # keep 1/64 of the k-mers: about 140 per 9 kb read
-THRESHOLD = 0.2  # share alone (chosen on the development sets, docs/binning.md)
-NEAR = 0.08  # share with coverage centroids within COVERAGE_GAP
-COVERAGE_GAP = 0.6
+THRESHOLD = 0.1  # chosen on the development sets (docs/binning.md)
+MIN_SELF = 0.15  # a bin whose own reads confirm fewer of its k-mers (low coverage) is not judged
 MAX_READS = 1000
-SOLID_SHARE = 8
-MIN_SOLID = 50  # a bin with fewer solid sampled k-mers gives no evidence either way
 
 
 def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE) -> tuple[np.ndarray, np.ndarray]:
@@ -82,43 +83,43 @@ def distinct_per_read(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray,
     return rows[first], hashes[first]
 
 
-def solid_sets(rows: np.ndarray, hashes: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
-    """Per bin (label >= 0 of each row), the sorted sampled hashes seen in at least
-    max(2, L / SOLID_SHARE) of its reads, L the 99th percentile of those counts (rows, hashes:
-    distinct_per_read's). In a genome at 100x, one k-mer with a given sequencing error recurs in
-    two or three reads while the genome's own k-mers recur in dozens: a floor of 2 alone let such
-    error k-mers outnumber the genome's 8 to 1 (tests/test_bin_overlap.py)."""
+def bin_kmers(rows: np.ndarray, hashes: np.ndarray, labels: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per bin (label >= 0 of each row): its sampled hashes, sorted, and in how many of its reads
+    each occurs (rows, hashes: distinct_per_read's)."""
     lab = labels[rows]
-    out = {}
-    for b in np.unique(lab[lab >= 0]):
-        vals, counts = np.unique(hashes[lab == b], return_counts=True)
-        level = np.percentile(counts, 99) if len(counts) else 0
-        out[int(b)] = vals[counts >= max(2.0, level / SOLID_SHARE)]
-    return out
+    return {int(b): np.unique(hashes[lab == b], return_counts=True) for b in np.unique(lab[lab >= 0])}
 
 
-def shared_pairs(solid: dict[int, np.ndarray], gaps=None, *, threshold: float = THRESHOLD, near: float = NEAR,
-                 coverage_gap: float = COVERAGE_GAP, min_solid: int = MIN_SOLID) -> list[tuple[float, int, int]]:
-    """(share, a, b) for every pair of bins that share a genome (module docstring), highest share
-    first. gaps: None or a function (a, b) -> distance of their coverage centroids."""
-    ids = [b for b, v in solid.items() if len(v) >= min_solid]
+def confirmed(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """The share of bin a's k-mer occurrences that another read confirms: a read of bin b (b given),
+    or another read of a itself (b None)."""
+    vals, counts = a
+    if b is None:
+        return float(counts[counts >= 2].sum() / max(1, counts.sum()))
+    return float(counts[np.isin(vals, b[0], assume_unique=True)].sum() / max(1, counts.sum()))
+
+
+def shared_pairs(kmers: dict, *, threshold: float = THRESHOLD, min_self: float = MIN_SELF
+                 ) -> list[tuple[float, int, int]]:
+    """(share, a, b) for every pair of bins that share a genome (module docstring), highest share first."""
+    self_share = {b: confirmed(v) for b, v in kmers.items()}
+    ids = [b for b in kmers if self_share[b] >= min_self]
     pairs = []
     for i, a in enumerate(ids):
         for b in ids[i + 1:]:
-            both = len(np.intersect1d(solid[a], solid[b], assume_unique=True))
-            share = both / max(len(solid[a]), len(solid[b]))
-            if share >= threshold or (share >= near and gaps is not None and gaps(a, b) <= coverage_gap):
+            share = min(1.0, confirmed(kmers[a], kmers[b]) / self_share[a],
+                        confirmed(kmers[b], kmers[a]) / self_share[b])
+            if share >= threshold:
                 pairs.append((share, a, b))
     return sorted(pairs, reverse=True)
 
 
-def join_shared(path, labels: np.ndarray, rows_valid: np.ndarray, coverage: np.ndarray | None = None, *,
-                max_reads: int = MAX_READS, scale: int = SCALE, seed: int = 0, **rule) -> tuple[np.ndarray, dict]:
+def join_shared(path, labels: np.ndarray, rows_valid: np.ndarray, *, max_reads: int = MAX_READS,
+                scale: int = SCALE, seed: int = 0, **rule) -> tuple[np.ndarray, dict]:
     """Labels (file order, -1 unbinned) with bins that share a genome joined; the stats of the step.
 
     rows_valid: boolean, the records the labels may be >= 0 for (reads long enough to bin).
-    coverage: None or the standardised coverage features of the rows_valid records (in order).
-    rule: threshold, near, coverage_gap, min_solid of shared_pairs."""
+    rule: threshold, min_self of shared_pairs."""
     labels = labels.copy()
     rng = np.random.default_rng(seed)
     want = np.zeros(len(labels), dtype=bool)
@@ -127,16 +128,8 @@ def join_shared(path, labels: np.ndarray, rows_valid: np.ndarray, coverage: np.n
         want[idx if len(idx) <= max_reads else rng.choice(idx, max_reads, replace=False)] = True
     rows, hashes = distinct_per_read(*sketch_file(path, want, scale=scale))
     stats = {"sampled_kmers": int(len(hashes)), "joined": []}
-    where = np.full(len(labels), -1, dtype=np.int64)
-    where[rows_valid] = np.arange(int(rows_valid.sum()))
-
-    def coverage_gap(a, b):
-        ca = coverage[where[(labels == a) & rows_valid]].mean(0)
-        cb = coverage[where[(labels == b) & rows_valid]].mean(0)
-        return float(np.linalg.norm(ca - cb))
     while True:
-        solid = solid_sets(rows, hashes, labels)
-        pairs = shared_pairs(solid, None if coverage is None else coverage_gap, **rule)
+        pairs = shared_pairs(bin_kmers(rows, hashes, labels), **rule)
         if not pairs:
             break
         used: set[int] = set()
