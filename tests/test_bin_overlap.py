@@ -72,3 +72,13 @@ def test_unbinned_and_invalid_reads_stay_unbinned(tmp_path):
     labels[:5] = -1
     new, _ = join_shared(tmp_path / "r.fa.gz", labels, valid, seed=1)
     assert np.all(new[:5] == -1) and np.all(new[-20:] == -1) and len(set(new[5:280])) == 1
+
+
+def test_the_sketch_is_the_same_on_one_or_two_threads(tmp_path):
+    seqs = _reads(_genome(20_000, 12), 50, 13)
+    _write(tmp_path / "r.fa.gz", seqs)
+    want = np.arange(50) % 3 > 0
+    one = sketch_file(tmp_path / "r.fa.gz", want, threads=1)
+    two = sketch_file(tmp_path / "r.fa.gz", want, threads=2)
+    assert len(one[0]) > 1000 and all(np.array_equal(a, b) for a, b in zip(one, two))
+    assert set(one[0].tolist()) == set(np.flatnonzero(want).tolist())

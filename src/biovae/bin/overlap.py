@@ -49,10 +49,11 @@ MIN_SELF = 0.15  # a bin whose own reads confirm fewer of its k-mers (low covera
 MAX_READS = 1000
 
 
-def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE) -> tuple[np.ndarray, np.ndarray]:
+def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE,
+                threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(rows, hashes) of the sampled canonical k-mers of the records of `path` whose index (in file
     order) is marked in the boolean array `rows_wanted`; rows int64, hashes uint64."""
-    from biovae.features.kmers import BASE_CODE, pack
+    from biovae.features.kmers import BASE_CODE, pack, run_rows
     from biovae.io.fastx import iter_chunks
 
     limit = np.uint64((1 << 64) // int(scale) - 1)
@@ -64,9 +65,15 @@ def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE
         if want.any():
             seqs = [s for s, w in zip(chunk.seqs, want) if w]
             data, offsets = pack(seqs)
-            rows, hashes = _sample(data, offsets, int(k), BASE_CODE, limit)
+            parts = {}
+
+            def work(lo, hi):
+                parts[lo] = _sample(data, offsets[lo:hi + 1], int(k), BASE_CODE, limit)
+                parts[lo][0][:] += lo
+            run_rows(work, offsets, threads)
+            rows = np.concatenate([parts[lo][0] for lo in sorted(parts)])
             out_rows.append(np.flatnonzero(want)[rows] + first)
-            out_hashes.append(hashes)
+            out_hashes.append(np.concatenate([parts[lo][1] for lo in sorted(parts)]))
         first += n
     if not out_rows:
         return np.zeros(0, np.int64), np.zeros(0, np.uint64)
@@ -115,7 +122,7 @@ def shared_pairs(kmers: dict, *, threshold: float = THRESHOLD, min_self: float =
 
 
 def join_shared(path, labels: np.ndarray, rows_valid: np.ndarray, *, max_reads: int = MAX_READS,
-                scale: int = SCALE, seed: int = 0, **rule) -> tuple[np.ndarray, dict]:
+                scale: int = SCALE, threads: int = 1, seed: int = 0, **rule) -> tuple[np.ndarray, dict]:
     """Labels (file order, -1 unbinned) with bins that share a genome joined; the stats of the step.
 
     rows_valid: boolean, the records the labels may be >= 0 for (reads long enough to bin).
@@ -126,7 +133,7 @@ def join_shared(path, labels: np.ndarray, rows_valid: np.ndarray, *, max_reads: 
     for b in np.unique(labels[rows_valid & (labels >= 0)]):
         idx = np.flatnonzero(labels == b)
         want[idx if len(idx) <= max_reads else rng.choice(idx, max_reads, replace=False)] = True
-    rows, hashes = distinct_per_read(*sketch_file(path, want, scale=scale))
+    rows, hashes = distinct_per_read(*sketch_file(path, want, scale=scale, threads=threads))
     stats = {"sampled_kmers": int(len(hashes)), "joined": []}
     while True:
         pairs = shared_pairs(bin_kmers(rows, hashes, labels), **rule)

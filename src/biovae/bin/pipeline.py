@@ -131,7 +131,8 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
         with stage("join"):
             from biovae.bin.overlap import join_shared
 
-            labels, cstats["join"] = join_shared(path, labels, f.valid, seed=s.seed)
+            labels, cstats["join"] = join_shared(path, labels, f.valid, threads=max(1, s.threads or 1),
+                                                   seed=s.seed)
     marker_quality = None
     if quality.wanted(s.quality, ab_path is not None):
         with stage("markers"):
