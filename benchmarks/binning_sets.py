@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 OUT = ROOT / "benchmarks" / "out"
 SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix",
-        "confirm_b": DATA / "confirm_b", "confirm_c": DATA / "confirm_c", "dev_hifi": DATA / "dev_hifi"}
+        "confirm_b": DATA / "confirm_b", "confirm_c": DATA / "confirm_c", "dev_hifi": DATA / "dev_hifi",
+        "dev_hifi_a": DATA / "dev_hifi_a"}
 
 
 def figures(evaluation: dict) -> dict:
