@@ -14,7 +14,11 @@ Sets (git-ignored under benchmarks/data/):
            (its results were read many times while the code changed: "development (seen)" since)
   real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
   confirm_b  benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
-           (the confirmation set from round 3 on: ten other genomes, run once with the final code)
+           (round 3's confirmation set, run once with round 3's code; development (seen) from round 4 on)
+  confirm_c  benchmarks/confirm_set.py sim --genomes c --hifi-share 0.2 -n 30000 --seed 59 -o benchmarks/data/confirm_c
+           (round 4's confirmation set: eight other genomes, three technologies, run once with the final code)
+  dev_hifi, dev_hifi_a  confirm_b's and confirm30k's genomes with a fifth HiFi-like reads (15,000 reads;
+           seeds 24 and 8; development)
 
 Figures: read (sequence) F1 and ARI by AMBER's definitions (biovae.evaluate.binning), bins, the
 genomes with >= 150 reads that have a bin of their own (the bin that holds most of the genome's
