@@ -55,17 +55,19 @@ MAX_READS = 1000
 LOW_GC = 4
 
 
-def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE,
-                threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def sketch_file(path, rows_wanted: np.ndarray, *, k: int = K, scale: int = SCALE, threads: int = 1,
+                chunk_bases: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
     """(rows, hashes) of the sampled canonical k-mers of the records of `path` whose index (in file
-    order) is marked in the boolean array `rows_wanted`; rows int64, hashes uint64."""
+    order) is marked in the boolean array `rows_wanted`; rows int64, hashes uint64. Reads go in
+    chunks of `chunk_bases` (16 Mb, as the features stage: with 128 Mb chunks this step raised
+    sim30k's peak RSS from 923 to 1,023 MiB)."""
     from biovae.features.kmers import BASE_CODE, pack, run_rows
     from biovae.io.fastx import iter_chunks
 
     limit = np.uint64((1 << 64) // int(scale) - 1)
     out_rows, out_hashes = [], []
     first = 0
-    for chunk in iter_chunks(path, unique_ids=False):
+    for chunk in iter_chunks(path, chunk_bases=chunk_bases, unique_ids=False):
         n = len(chunk.seqs)
         want = rows_wanted[first:first + n]
         if want.any():
