@@ -15,9 +15,9 @@ import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
-from biovae.expr import choose, kinds, samplers
+from biovae.expr import calibrate, choose, kinds, samplers
 from biovae.expr.model import ExpressionModel
-from biovae.expr.preprocess import Preprocessor
+from biovae.expr.preprocess import HURDLES, Preprocessor
 from biovae.expr.settings import FitSettings
 from biovae.io.backed import BackedExpression, open_backed
 from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
@@ -136,6 +136,8 @@ def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> Expression
     label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
     model = ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known, batch_key, batches)
     model.label_style = label_style(data, labels, known)
+    if s.calibrate and likelihood in HURDLES and isinstance(y, np.ndarray):  # backed data: not calibrated
+        calibrate.fit(model, y, lab, seed)
     return model
 
 
