@@ -9,6 +9,7 @@ import pytest
 
 import biovae.expr as ex
 from biovae.engine import state
+from biovae.expr import calibrate
 from biovae.expr.calibrate import MarginalMaps, quantile_table
 
 
@@ -49,20 +50,23 @@ def test_quantile_table_skips_genes_with_few_non_zero_values():
     assert table[0, 0] == 1 and table[0, -1] == 30 and np.isnan(table[1]).all()
 
 
-def test_calibrated_values_keep_zeros_and_stay_within_each_labels_training_range(fitted):
+def test_calibrated_values_keep_detection_and_stay_within_each_labels_training_range(fitted):
     data, model = fitted
     assert state.get(model.vae.state, MarginalMaps) is not None
     raw, cal = _generate(model, False), _generate(model, True)
     # which genes a cell detects is the hurdle's: uncalibrated, a detected gene whose Normal draw
     # fell below 0 came out as 0 on the input scale; calibrated, it keeps a training value
     assert ((cal == 0) <= (raw == 0)).all() and (cal == 0).sum() > 0.9 * (raw == 0).sum()
-    x, labels = np.asarray(data.X), data.obs["type"].to_numpy()
-    for i, lab in enumerate(["a", "b"]):
-        rows = slice(300 * i, 300 * (i + 1))
-        real = np.where(x[labels == lab] > 0, x[labels == lab], np.nan)
-        gen = np.where(cal[rows] > 0, cal[rows], np.nan)
-        assert (np.nanmax(gen, 0) <= np.nanmax(real, 0) * (1 + 1e-4)).all()
-        assert (np.nanmin(gen, 0) >= np.nanmin(real, 0) * (1 - 1e-4)).all()
+    assert (cal.max(0) <= np.asarray(data.X).max(0) * (1 + 1e-4)).all()
+    # on the model's scale each label's non-zero values stay within that label's training range
+    y, labels = model.model_input(data), data.obs["type"].to_numpy()
+    rng = np.random.default_rng(0)
+    for lab in ["a", "b"]:
+        mapped = calibrate.apply(model, lab, model.decode_draws(lab, 300, rng))
+        real = np.where(y[labels == lab] != 0, y[labels == lab], np.nan)
+        gen = np.where(mapped != 0, mapped, np.nan)
+        assert (np.nanmax(gen, 0) <= np.nanmax(real, 0) + 1e-5).all()
+        assert (np.nanmin(gen, 0) >= np.nanmin(real, 0) - 1e-5).all()
 
 
 def test_calibration_brings_each_genes_non_zero_quantiles_to_the_training_cells(fitted):
@@ -91,3 +95,14 @@ def test_maps_are_saved_with_the_model_and_not_made_when_switched_off(fitted, tm
     plain = ex.fit(data, labels="type", likelihood="hurdle", calibrate=False, epochs=2, hidden=[8], latent_dim=2,
                    progress=False, seed=3)
     assert state.get(plain.vae.state, MarginalMaps) is None
+
+
+def test_full_length_cells_are_scaled_to_the_training_cells_totals():
+    data = _skewed_cells(seed=1)
+    x = np.asarray(data.X)
+    data.X = x / x.sum(1, keepdims=True) * 1e6  # TPM-like: every cell sums to a million
+    model = ex.fit(data, labels="type", likelihood="hurdle", epochs=5, hidden=[16], latent_dim=2, progress=False,
+                   seed=2)
+    assert model.pre.transform == "log1p"
+    totals = np.asarray(model.generate(labels={"a": 100, "b": 100}, seed=4).X, dtype=np.float64).sum(1)
+    assert np.median(np.abs(totals / 1e6 - 1)) < 0.01 and totals.max() <= 1e6 * (1 + 1e-4)

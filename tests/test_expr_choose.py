@@ -68,5 +68,5 @@ def test_summary_and_summary_line_give_the_choice(tmp_path, capsys):
     choice = summary["likelihood_choice"]
     assert summary["likelihood"] == choice["chosen"] and len(choice["candidates"]) == 2
     out = capsys.readouterr().out
-    assert "chosen by the loss of 24 validation cells: hurdle_cell" in out
+    assert "chosen by the loss of 24 validation cells: hurdle " in out
     assert ex.ExpressionModel.load(tmp_path / "m").choice == choice

@@ -202,7 +202,7 @@ class ExpressionModel:
             lib = samplers.draw_library(self, lab, k, rng)
             y = calibrate.apply(self, lab, self.vae.decode_sample(z, cond, seed=int(rng.integers(2**31))))
             size = samplers.draw_size(self, lab, y, rng)
-            blocks.append(self.pre.inverse(y, lib, size))
+            blocks.append(calibrate.scale_totals(self, lab, self.pre.inverse(y, lib, size)))
             names += [lab if lab is not None else "all"] * k
         x = np.concatenate(blocks)
         obs = {"label": np.asarray(names, dtype=object), "generated": np.ones(len(names), dtype=bool)}
