@@ -80,6 +80,11 @@ def quantile_table(y: np.ndarray) -> np.ndarray:
     return out
 
 
+def present(model) -> bool:
+    """Whether `model` holds calibration maps (its generated cells are calibrated)."""
+    return state.get(model.vae.state, MarginalMaps) is not None
+
+
 def rescales_totals(model) -> bool:
     """Whether generated cells of `model` are scaled to training totals (full-length values)."""
     return model.pre.transform == "log1p"
