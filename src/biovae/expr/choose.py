@@ -27,9 +27,10 @@ from biovae.evaluate.generation import classifier_auc
 
 # (likelihood, transform) per input kind, the first also the choice for data read in chunks
 # (backed) and for too few validation cells. Chosen on the development sets (docs/generation.md):
-# with calibrated generation (expr.calibrate) "hurdle" scored the lower held-out RF-AUC in 6 of 9
+# with calibrated generation (expr.calibrate) "hurdle" scored the lower held-out RF-AUC in 7 of 9
 # development fits and on average on each set (pbmc68k_counts 0.565 against 0.609,
-# pbmc68k_reduced 0.577 against 0.606, pbmc68k_cpm 0.595 against 0.653; 3 splits each).
+# pbmc68k_reduced 0.577 against 0.606, pbmc68k_cpm 0.588 against 0.643; 3 splits each,
+# benchmarks/expr_calibrate_dev.py).
 CANDIDATES = {
     "counts": [("hurdle", "auto"), ("hurdle_cell", "auto")],
     "full_length": [("hurdle", "auto"), ("hurdle_cell", "auto")],
