@@ -4,6 +4,7 @@ cell-level and mean-level baselines, on three public time courses (benchmarks/ex
   lung  (development: settings chosen here)  hold out E16.5, between E14.5 and E18.5 (f = 0.5)
   hsmm  (confirmation)                       hold out 48 h, between 24 h and 72 h (f = 0.5)
   guo   (confirmation)                       hold out the 16-cell stage, between 8 and 32 (f = 0.5)
+  flu_time (round 4 confirmation)            hold out the 45-60 h window, between 21-36 and 69-84 h (f = 0.5)
 
 For each seed one VAE (biovae.tl.times.DEFAULT_SETTINGS) is fitted on the other time points
 over `--genes` genes of highest variance across the training cells (all genes when fewer). Rows:
@@ -60,7 +61,7 @@ def setup(name: str, n_genes: int, seed: int, settings: dict | None = None, hold
     mode = log_mode(x[train])
     keep = np.sort(np.argsort(-to_log(x[train], mode).var(0), kind="stable")[: min(n_genes, data.n_vars)])
     work = data[train][:, keep].copy()
-    if name == "guo":  # qPCR values with no zeros to model: a hurdle has nothing to do
+    if name in explore_data.NO_ZEROS:  # qPCR / microarray values with no zeros: a hurdle has nothing to do
         settings = {**(settings or {}), "likelihood": "normal"}
     model = fit_models(work, settings, 1, seed)[0]
     return key, labels, before, after, f, mode, keep, work, model, to_log(x[:, keep], mode)
