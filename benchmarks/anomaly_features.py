@@ -21,7 +21,7 @@ from biovae.tl import anomaly_scores
 from anomaly_groups import baselines, dataset_split, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm")
+DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm", "all_b")  # all_b: development (seen) since round 4
 
 
 def parts(model, cells):
