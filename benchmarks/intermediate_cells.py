@@ -11,6 +11,8 @@ over `--genes` genes of highest variance across the training cells (all genes wh
   intermediate_cells  biovae.tl.intermediate_cells, method "shift" (OT-paired real cells moved to the
                       pair's latent mix by the decoded change)
   intermediate_sampled  the same, method "sample" (mixed posterior draws decoded by sampling)
+  intermediate_nearest  the same, method "nearest" (round 4): the real neighbour cells nearest the mixed
+                      latent points, distinct while possible; copies of real cells, nothing generated
   pooled_neighbours   the real cells of both neighbouring time points, together
   linear_mixes        (1 - f) x_B + f x_A for random pairs of real neighbour cells (evaluation space)
   ot_mixes            the same for pairs drawn from the exact optimal-transport plan between the two
@@ -45,7 +47,7 @@ from biovae.tl.times import fit_models, log_mode, to_log
 import explore_data
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("intermediate_cells", "intermediate_sampled", "pooled_neighbours", "linear_mixes", "ot_mixes", "latent_midpoint",
+ROWS = ("intermediate_cells", "intermediate_sampled", "intermediate_nearest", "pooled_neighbours", "linear_mixes", "ot_mixes", "latent_midpoint",
         "linear_mean")
 
 
@@ -82,7 +84,9 @@ def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, ho
     mid_cells = model.vae.decode_sample(np.repeat(mid.obsm["X_biovae"], n, axis=0), seed=seed)
     mid_cells = to_log(model.pre.inverse(mid_cells), mode)
     sampled = to_log(cells_between(model, work, key, before, after, f, hold, n, seed, method="sample").X, mode)
-    profiles = {"intermediate_cells": ours, "intermediate_sampled": sampled, "pooled_neighbours": np.vstack([xb, xa]), "linear_mixes": mixes,
+    nearest = to_log(cells_between(model, work, key, before, after, f, hold, n, seed, method="nearest").X, mode)
+    profiles = {"intermediate_cells": ours, "intermediate_sampled": sampled, "intermediate_nearest": nearest,
+                "pooled_neighbours": np.vstack([xb, xa]), "linear_mixes": mixes,
                 "ot_mixes": ot_mixes,
                 "latent_midpoint": mid_cells, "linear_mean": None}
     means = {k: (v.mean(0) if v is not None else None) for k, v in profiles.items()}

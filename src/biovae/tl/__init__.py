@@ -10,8 +10,7 @@
 """
 
 from biovae.tl.anomaly import SCORES, anomaly_scores, fit_reference, fit_score_scales
-from biovae.tl.anomaly_calibration import (DEFAULT_SCORE, CrossDetector, Detector, conformal_pvalues,
-                                          cross_conformal_pvalues, fit_detector)
+from biovae.tl.anomaly_calibration import DEFAULT_SCORE, Detector, conformal_pvalues, fit_detector
 from biovae.tl.anomaly_model import ANOMALY_SETTINGS, fit_anomaly_models
 from biovae.tl.disentangle import mig, simulate_factors
 from biovae.tl.intermediate import intermediate_cells
@@ -20,5 +19,4 @@ from biovae.tl.timecourse import Intermediate, predict_intermediate
 from biovae.tl.times import time_value
 
 __all__ = ["interpolate", "intermediate_cells", "load_model", "predict_intermediate", "Intermediate", "time_value", "anomaly_scores",
-           "fit_reference", "fit_score_scales", "SCORES", "DEFAULT_SCORE", "Detector", "CrossDetector", "conformal_pvalues",
-           "cross_conformal_pvalues", "fit_detector", "fit_anomaly_models", "ANOMALY_SETTINGS", "mig", "simulate_factors"]
+           "fit_reference", "fit_score_scales", "SCORES", "DEFAULT_SCORE", "Detector", "conformal_pvalues", "fit_detector", "fit_anomaly_models", "ANOMALY_SETTINGS", "mig", "simulate_factors"]
