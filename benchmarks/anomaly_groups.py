@@ -8,7 +8,7 @@
   flu_subject confirmation (round 4; scored once, final code)  group: person (17; influenza challenge, blood)
 
 Per split seed, each group's cells are split 70 / 30 (train / test). For each group G: the
-training cells of the other groups are split again, 80 % to fit and 20 % to calibrate (never
+training cells of the other groups are split again, 2/3 to fit and 1/3 to calibrate (80 / 20 in rounds 2-3; never
 fitted). Genes are chosen on the fit cells only: the 300 most highly variable (scanpy, flavor
 'seurat', on log1p values; data already on a log scale as they are), all genes when there are
 no more than 300. biovae.tl.fit_anomaly_models (--models VAEs) is fitted on them; the cells
@@ -52,7 +52,7 @@ from biovae.evaluate.generation import split_cells
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.atomic import write_json
 from biovae.tl import anomaly_scores
-from biovae.tl.anomaly_calibration import DEFAULT_SCORE, combined_scores, conformal_pvalues
+from biovae.tl.anomaly_calibration import CALIBRATION_FRACTION, DEFAULT_SCORE, combined_scores, conformal_pvalues
 from biovae.tl.anomaly_model import fit_anomaly_models
 from biovae.tl.times import log_mode, to_log
 
@@ -85,11 +85,12 @@ def baselines(x_fit: np.ndarray, x: np.ndarray, seed: int) -> dict:
     return out
 
 
-def hold_out(cells, train_all, test, key, held, n_models: int, seed: int, calibration_fraction: float = 0.2):
+def hold_out(cells, train_all, test, key, held, n_models: int, seed: int,
+             calibration_fraction: float = CALIBRATION_FRACTION):
     """Leave group `held` out: (models, genes, fit, calibration, novel, known, scored cells).
 
-    The models are fitted on 80 % of the other groups' training cells, on genes chosen from
-    those cells only; the other 20 % calibrate; `scored` is every cell of `held` plus the
+    The models are fitted on 2/3 of the other groups' training cells, on genes chosen from
+    those cells only; the other third calibrates; `scored` is every cell of `held` plus the
     other groups' test cells."""
     others = train_all[train_all.obs[key] != held]
     fit, cal = split_cells(others, calibration_fraction, label_key=key, seed=seed)
@@ -153,8 +154,9 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["pbmc", "lung", "hsmm", "guo"])
     ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--models", type=int, default=3)
-    ap.add_argument("--calibration-fraction", type=float, default=0.2,
-                    help="share of the other groups' training cells kept out of the fit to calibrate")
+    ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
+                    help="share of the other groups' training cells kept out of the fit to calibrate "
+                    "(biovae.tl.fit_detector's: 1/3 since round 4; 0.2 in rounds 2-3)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "anomaly_groups.json"))
     args = ap.parse_args()

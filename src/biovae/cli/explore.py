@@ -57,7 +57,7 @@ def register(sub) -> None:
     a.add_argument("--layer", help="layer of DATA ('raw' for .raw)")
     a.add_argument("--reference", help="the training cells, to define the latent distribution "
                    "(default: the training latents stored in the model)")
-    a.add_argument("--calibration", help="normal cells the model(s) never fitted (e.g. 20%% of the training cells "
+    a.add_argument("--calibration", help="normal cells the model(s) never fitted (e.g. a third of the training cells "
                    "held back): adds a conformal p-value of the ranking score and a 'novel' column (p < --alpha)")
     a.add_argument("--alpha", type=float, default=0.05, help="with --calibration: p-value below which a cell is novel")
     a.add_argument("--samples", type=int, default=1, help="posterior draws for the reconstruction likelihood")
