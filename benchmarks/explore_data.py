@@ -56,7 +56,7 @@ R_LIB = "usr/lib/R/site-library"
 DATASETS = {"lung": ("age", "development", "development (seen)"),
             "hsmm": ("hours", "development (seen)", "development (seen)"),
             "guo": ("divisions", "development (seen)", "development (seen)"),
-            "pbmc": ("bulk_labels", None, "development"),
+            "pbmc": ("bulk_labels", None, "development (seen)"),
             "all_b": ("mol.biol", None, "development (seen)"),  # round 4: scored in round 3
             "flu_time": ("window", "confirmation", None),  # round 4, scored once by the final code
             "flu_subject": ("subject", None, "confirmation")}
