@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument("--calibration-fraction", type=float, default=0.2,
-                    help="the saved features (rounds 3-4) use the round-3 split: 80 % fit, 20 % calibration")
+                    help="the saved features (rounds 3-4) use the round-3 split: 80 %% fit, 20 %% calibration")
     args = ap.parse_args()
     assert all(d in DEVELOPMENT for d in args.data), "development sets only"
     torch.set_num_threads(1)
