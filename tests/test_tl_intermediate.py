@@ -125,3 +125,11 @@ def test_nearest_method_copies_distinct_real_neighbour_cells(course, model):
     assert set(cells.obs["start"]) <= {"before", "after"}
     many = intermediate_cells(model, course, "time", "day 2", n=100, seed=0, method="nearest")
     assert many.obs["source_cell"].nunique() == 80  # all 80 neighbour cells taken before any is reused
+
+
+def test_nearest_unused_takes_the_nearest_free_cell():
+    from biovae.tl.intermediate import nearest_unused
+
+    cells = np.array([[0.0], [1.0], [2.0], [10.0]])
+    assert nearest_unused(np.array([[0.1], [0.2], [2.9]]), cells, chunk=2).tolist() == [0, 1, 2]
+    assert nearest_unused(np.array([[9.0]] * 5), cells).tolist() == [3, 2, 1, 0, 3]  # reused once all are taken

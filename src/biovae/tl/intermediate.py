@@ -124,19 +124,21 @@ def transport_pairs(za: np.ndarray, zb: np.ndarray, n: int, rng: np.random.Gener
     return np.divmod(flat, len(zb))
 
 
-def nearest_unused(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
+def nearest_unused(points: np.ndarray, cells: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """For each row of points, in order, the index of the nearest row of cells not yet taken
-    (Euclidean); once every cell is taken, all become free again."""
+    (Euclidean); once every cell is taken, all become free again. Distances are ranked `chunk`
+    points at a time, so memory stays at chunk * len(cells)."""
     from sklearn.metrics import pairwise_distances
 
-    order = np.argsort(pairwise_distances(points, cells), axis=1, kind="stable")
     taken = np.zeros(len(cells), dtype=bool)
     pick = np.empty(len(points), dtype=np.int64)
-    for row, ranked in enumerate(order):
-        if taken.all():
-            taken[:] = False
-        pick[row] = ranked[np.argmax(~taken[ranked])]
-        taken[pick[row]] = True
+    for start in range(0, len(points), chunk):
+        order = np.argsort(pairwise_distances(points[start:start + chunk], cells), axis=1, kind="stable")
+        for row, ranked in enumerate(order, start):
+            if taken.all():
+                taken[:] = False
+            pick[row] = ranked[np.argmax(~taken[ranked])]
+            taken[pick[row]] = True
     return pick
 
 
