@@ -35,6 +35,7 @@ Writes benchmarks/out/anomaly_groups.json and prints one table per data set.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def baselines(x_fit: np.ndarray, x: np.ndarray, seed: int) -> dict:
 
 
 def hold_out(cells, train_all, test, key, held, n_models: int, seed: int,
-             calibration_fraction: float = CALIBRATION_FRACTION):
+             calibration_fraction: float = CALIBRATION_FRACTION, settings: dict | None = None):
     """Leave group `held` out: (models, genes, fit, calibration, novel, known, scored cells).
 
     The models are fitted on 2/3 of the other groups' training cells, on genes chosen from
@@ -96,14 +97,14 @@ def hold_out(cells, train_all, test, key, held, n_models: int, seed: int,
     fit, cal = split_cells(others, calibration_fraction, label_key=key, seed=seed)
     genes = training_genes(fit)
     fit = fit[:, genes].copy()
-    models = fit_anomaly_models(fit, genes=None, n_models=n_models, seed=seed, progress=False)
+    models = fit_anomaly_models(fit, genes=None, n_models=n_models, seed=seed, progress=False, **(settings or {}))
     novel, known = cells[cells.obs[key] == held], test[test.obs[key] != held]
     return models, genes, fit, cal, novel, known, ad.concat([novel, known], merge="same")
 
 
 def one_group(cells, train_all, test, key, held, args, seed) -> dict:
     models, genes, fit, cal, novel, known, scored = hold_out(cells, train_all, test, key, held, args.models, seed,
-                                                             args.calibration_fraction)
+                                                             args.calibration_fraction, json.loads(args.settings))
     truth = np.r_[np.ones(novel.n_obs), np.zeros(known.n_obs)]
     frame = anomaly_scores(models, scored[:, genes], seed=seed)
     scores = {c: frame[c].to_numpy() for c in frame.columns}
@@ -157,6 +158,8 @@ def main() -> None:
     ap.add_argument("--calibration-fraction", type=float, default=CALIBRATION_FRACTION,
                     help="share of the other groups' training cells kept out of the fit to calibrate "
                     "(biovae.tl.fit_detector's: 1/3 since round 4; 0.2 in rounds 2-3)")
+    ap.add_argument("--settings", default="{}", help="JSON of biovae.tl.fit_anomaly_models settings over "
+                    "ANOMALY_SETTINGS, e.g. '{\"latent_dim\": 64, \"hidden\": [512, 256]}' (round 4: capacity)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "anomaly_groups.json"))
     args = ap.parse_args()
@@ -179,6 +182,7 @@ def main() -> None:
         results[name] = {"role": role, "tables": tables, "mean": mean.to_dict(), "check": check,
                          "seconds": round(time.time() - t0, 1)}
     write_json(args.out, {"seeds": args.seed, "models": args.models, "calibration_fraction": args.calibration_fraction,
+                          "settings": json.loads(args.settings),
                           "results": results})
     print(f"written to {args.out}")
 
