@@ -42,7 +42,8 @@ from biovae.tl.times import fit_models, neighbours, time_value
 METHODS = ("shift", "sample", "nearest")
 # over biovae.tl.times.DEFAULT_SETTINGS when fitting here; chosen on lung E16.5 (seed 0, cells' mean r):
 # hurdle_cell 0.850, hurdle 0.821, normal 0.803
-CELL_SETTINGS = {"likelihood": "hurdle_cell"}
+# calibrate off: these cells are decoded here, never through the model's generate (expr.calibrate)
+CELL_SETTINGS = {"likelihood": "hurdle_cell", "calibrate": False}
 MAX_PLAN_CELLS = 2000  # cells per side in the transport plan (seeded subsample beyond it)
 
 
