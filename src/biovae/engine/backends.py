@@ -51,6 +51,10 @@ PROTOTYPES: dict[str, dict[str, tuple[object, list]]] = {
         "count_forward_raw": (None, [_P, _P, _P, _P, _I, _P, _P, _P, _I, _I]),
         "count_backward_raw": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _P, _I, _I]),
     },
+    "hurdle_density": {
+        "hurdle_work_size": (_I, [_I]),
+        "hurdle_forward": (None, [_P, _P, _P, _F, _I, _P, _P, _P, _I, _I]),
+    },
     "dropout": {
         "dropout_apply": (None, [_P, _P, _I, _U64, _U32, _F]),
     },
