@@ -53,6 +53,7 @@ def test_only_the_winner_is_trained_past_the_probe_and_it_equals_its_plain_fit(m
     model = ex.fit(a, labels="type", **opts)
     record = model.choice
     assert record["probe_epochs"] == 3
+    assert model.vae.train_config.checkpoint_dir is None  # the probes' temporary folder is not kept
     epochs = {c["likelihood"]: c["epochs"] for c in record["candidates"]}
     assert epochs[record["chosen"]] == 9 and sorted(epochs.values()) == [3, 9]
     plain = ex.fit(a, labels="type", likelihood=record["chosen"], **opts)

@@ -9,6 +9,7 @@ With backed=True the matrix stays in its .h5ad file: every stage reads it in row
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 
 import anndata as ad
@@ -109,6 +110,8 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
 
         lab = read_labels(data, labels, cells)
         model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+    if checkpoint_dir is None:  # the saved settings name no temporary folder
+        model.vae.train_config = dataclasses.replace(model.vae.train_config, checkpoint_dir=None, checkpoint_every=1)
     model.choice = record
     return model
 
