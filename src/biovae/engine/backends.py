@@ -1,8 +1,8 @@
 """Every switch of the engine's fast CPU code, and every C prototype, in one place.
 
-The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout and
-the count likelihoods' density, engine.likelihoods.count_kernel) each have a PyTorch reference and a
-C kernel. A fast operation runs its kernel when `kernel_for(name, tensor)` gives a library: the
+The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout, the
+count likelihoods' density, engine.likelihoods.count_kernel, and the hurdle likelihoods',
+engine.likelihoods.hurdle_kernel) each have a PyTorch reference and a C kernel. A fast operation runs its kernel when `kernel_for(name, tensor)` gives a library: the
 kernels are on, the tensor is a float32 CPU tensor, no autocast is active, and the kernel built.
 
 Switches:
