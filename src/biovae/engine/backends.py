@@ -2,8 +2,9 @@
 
 The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout, the
 count likelihoods' density, engine.likelihoods.count_kernel, and the hurdle likelihoods',
-engine.likelihoods.hurdle_kernel) each have a PyTorch reference and a C kernel. A fast operation runs its kernel when `kernel_for(name, tensor)` gives a library: the
-kernels are on, the tensor is a float32 CPU tensor, no autocast is active, and the kernel built.
+engine.likelihoods.hurdle_kernel) each have a PyTorch reference and a C kernel. A fast operation
+runs its kernel when `kernel_for(name, tensor)` gives a library: the kernels are on, the tensor is
+a float32 CPU tensor, no autocast is active, and the kernel built.
 
 Switches:
   BIOVAE_CPU_KERNELS=off   every fast operation runs its PyTorch reference (read at each call,
