@@ -9,6 +9,9 @@ With backed=True the matrix stays in its .h5ad file: every stage reads it in row
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -51,12 +54,13 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     batch_key: an obs column naming each cell's batch (as scvi-tools' batch_key): the encoder and
       decoder see it, so the latent is corrected for it and cells can be generated per batch.
       A missing column or an empty value is an error.
-    likelihood: "auto" (default): "hurdle" and "hurdle_cell" are both fitted and the one with
-      the lower loss on the validation part of the training cells is kept (biovae.expr.choose;
-      model.choice holds both candidates' validation loss and forest AUC; twice a plain fit's
-      time; "hurdle" alone with too few validation cells or backed data). "hurdle_cell": exact
-      zeros + a Gaussian whose location, zero probability and scale are all decoded per cell and
-      gene (see engine.likelihoods); "hurdle": the same with one learned scale per gene;
+    likelihood: "auto" (default): "hurdle" and "hurdle_cell" are each trained for a few epochs
+      (biovae.expr.choose.PROBE_EPOCHS) and the one with the lower loss on the validation part of
+      the training cells is trained on to its stopping point (biovae.expr.choose; model.choice
+      holds both candidates' validation loss and forest AUC; a plain fit's time plus the probe;
+      "hurdle" alone with too few validation cells or backed data). "hurdle_cell": exact zeros
+      + a Gaussian whose location, zero probability and scale are all decoded per cell and gene
+      (see engine.likelihoods); "hurdle": the same with one learned scale per gene;
       "normal" (Gaussian, learned per-gene scale),
       "gaussian" (unit variance, MSE), "bernoulli", or for raw counts "nb", "zinb", "poisson".
       Chosen on pbmc68k_reduced by RF-AUC (lower is better) on an inner 80/20 split of the
@@ -101,18 +105,29 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     check_values(x, None, "the expression data", genes=genes, cells=cells, allow_negative=True)
     kind = _kind(s.input_kind, [x], data, s.layer, "the expression data")
 
-    def fit_one(likelihood, transform):
-        where = None if checkpoint_dir is None else f"{checkpoint_dir}/{likelihood}-{transform}"
-        return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where, resume)
+    # each candidate's probe is checkpointed, so that the winner's fit goes on from it; without a
+    # checkpoint_dir of the caller's, in a temporary folder saved at the pause and the end only
+    with tempfile.TemporaryDirectory(prefix="biovae-choice-") as scratch:
+        folder, every = (checkpoint_dir, 1) if checkpoint_dir is not None else (scratch, s.epochs)
 
-    lab = read_labels(data, labels, cells)
-    model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+        def fit_one(likelihood, transform, stop_after=None):
+            where = f"{folder}/{likelihood}-{transform}"
+            # the probe starts afresh unless the caller resumes; the winner's fit always goes on from its probe
+            return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where,
+                            resume or stop_after is None, stop_after=stop_after, checkpoint_every=every)
+
+        lab = read_labels(data, labels, cells)
+        model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+    if checkpoint_dir is None:  # the saved settings name no temporary folder
+        model.vae.train_config = dataclasses.replace(model.vae.train_config, checkpoint_dir=None, checkpoint_every=1)
     model.choice = record
     return model
 
 
-def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> ExpressionModel:
-    """One fit with the likelihood and transform of `s` (see fit)."""
+def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume, stop_after=None,
+             checkpoint_every=1) -> ExpressionModel:
+    """One fit with the likelihood and transform of `s` (see fit); stop_after: train that many
+    epochs only, a pause checkpointed in checkpoint_dir (engine.config.TrainConfig)."""
     layer, backed, input_kind, batch_key = s.layer, s.backed, s.input_kind, s.batch_key
     likelihood, transform, seed = s.likelihood, s.transform, s.seed
     source = open_backed(data, layer) if backed else None
@@ -136,7 +151,8 @@ def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> Expression
         vae.fit(y, cond, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, validation_split=s.validation_split,
                 patience=s.patience, warmup_fraction=s.warmup_fraction, seed=seed, device=s.device,
                 progress=s.progress, checkpoint_dir=checkpoint_dir, resume=resume, devices=s.devices,
-                strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision)
+                strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision, stop_after=stop_after,
+                checkpoint_every=checkpoint_every)
         samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
     finally:
         if source is not None and source is not data:
