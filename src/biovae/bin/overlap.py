@@ -36,10 +36,21 @@ both have self >= 0.08 (reads of one genome inside the other's bin). Two Plasmod
 about 1x shared 0.48 before the low-complexity filter, 0.14 after it, with self 0.024: hence the
 self floor. At k = 15 two low-GC mycoplasmas shared many k-mers by chance, hence k = 21.
 
-Hand-written (numba), not sourmash (not measured against it): the reads are packed by biovae's own
-k-mer code (features.kmers.pack) and the kernel is the coverage table's rolling 2-bit walk plus a
-hash and a G/C count; sourmash would add a dependency for one loop. Measured: 134 Mb of confirm_b's
-reads in 2.5 s on one loaded core; the whole step 5-13 s on the development sets (docs/binning.md).
+Hand-written (numba), not sourmash, measured against it (development data, 2026-12-08, AMD EPYC Zen
+4, 2 cores shared by five agents, load 3, one thread): `OMP_NUM_THREADS=1 python
+benchmarks/overlap_sketch_speed.py --n-reads 8000 --rounds 3 --check-reads 100 --memory`. One sketch
+per read of 8,000 confirm_b reads (68.5 Mb), reading the file included: sketch_file plus
+distinct_per_read 2.51 s (best of 3), sourmash 4.9.4 (screed, then MinHash(n=0, ksize=21,
+scaled=64).add_sequence per read) 2.68 s, sourmash / biovae 1.07 (1.17 and 1.34 in two runs just
+before): about as fast. Peak RSS above a warmed-up process: +106 MiB, sourmash +34 MiB. Both keep
+exactly the canonical 21-mers without N whose hash is under 2^64/64 (checked on 100 reads against a
+Python walk), but sourmash has no low-complexity filter: 4.6 % of the k-mers it keeps are ones this
+step skips, and its one way to the k-mers behind its hashes (MinHash.kmers_and_hashes), which such a
+filter needs, is 10.5x slower than add_sequence. The kernel stays for the filter (the threshold and
+the self floor were chosen with it) at no cost in time (its larger peak stays under the features
+stage's peak), with no dependency for one loop: the reads are packed by features.kmers.pack and the
+kernel is the coverage table's rolling 2-bit walk plus a hash (splitmix64's finaliser) and a G/C
+count. The whole step takes 5-13 s on the development sets (docs/binning.md).
 """
 
 from __future__ import annotations
