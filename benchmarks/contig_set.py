@@ -3,6 +3,7 @@
 
     python benchmarks/contig_set.py build dev --seed 1        # -> benchmarks/data/contigs/dev
     python benchmarks/contig_set.py build confirm --seed 7    # -> benchmarks/data/contigs/confirm
+    python benchmarks/contig_set.py build confirm_c --seed 13 # -> benchmarks/data/contigs/confirm_c
     python benchmarks/contig_set.py run biovae dev            # -> benchmarks/out/contigs/biovae_dev
     python benchmarks/contig_set.py run vamb dev              # needs benchmarks/.peers/vamb (peers.md)
     python benchmarks/contig_set.py refine-check dev          # marker split/merge on damaged bins
@@ -14,7 +15,12 @@ Sets (nothing under benchmarks/data/ is committed):
   confirm  species NOT among the shared seven: two draft genomes of PyPI gtdbtk 2.8.0's test data
            (genome_2: 20 contigs, genome_3: 106), and MEGAHIT assemblies made here of simulated
            short reads (dwgsim, 20x, 2 x 150 bp) of S. suis SC84 (Debian abacas-examples), M. leprae
-           TN (kmer-examples) and K. pneumoniae HS11286 (kleborate-examples).
+           TN (kmer-examples) and K. pneumoniae HS11286 (kleborate-examples). Read at seeds 1-3 in
+           round 3, so development (seen) since.
+  confirm_c  genomes no contig set used before, from sourmash's repository (commit 6ae9cd3): two drafts
+           as shipped, Sphingobacteriaceae DW12 (GCF_000783305, 78 records) and the TARA_ASE_MAG_00031
+           metagenome-assembled genome (459 contigs); MEGAHIT assemblies made here of S. enterica LT2
+           (GCF_000006945) and of the 500 kb pieces of A. muciniphila and S. baltica OS185 in its docs.
 
 Contigs of >= 1,000 bp are kept, shuffled and renamed contig_000001...; a contig's truth is the
 assembly it comes from. Abundance: SAMPLES samples; in each, every genome gets a log-normal depth
@@ -53,6 +59,7 @@ MIN_LEN = 1000
 SAMPLES = 3
 RAG = DOC + "ragout/examples/"
 GTDBTK = ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/")
+SOURMASH = ("git", "sourmash-bio/sourmash@6ae9cd32d9ac2841c98415bc1c043597536a5470")
 # genome -> (draft: (kind, package, path) or None to assemble here, reference: (kind, package, path) or None;
 # the reference is used only to simulate the reads to assemble)
 SETS = {
@@ -74,6 +81,14 @@ SETS = {
                                            "GCF_000195855.1_ASM19585v1_genomic.fna")),
         "klebsiella_pneumoniae_HS11286": (None, ("deb", "kleborate-examples",
                                                  DOC + "kleborate/examples/data/Klebs_HS11286.fna.xz")),
+    },
+    # built 2026-12-08 before any round-4 change to the marker refinement; read once, at the end
+    "confirm_c": {
+        "sphingobacteriaceae_DW12": ((*SOURMASH, "data/GCF_000783305.1_ASM78330v1_genomic.fna.gz"), None),
+        "tara_ase_mag_00031": ((*SOURMASH, "tests/test-data/lca/TARA_ASE_MAG_00031.fa.gz"), None),
+        "salmonella_enterica_LT2": (None, (*SOURMASH, "data/GCF_000006945.1_ASM694v1_genomic.fna.gz")),
+        "akkermansia_muciniphila_500kb": (None, (*SOURMASH, "doc/genomes/akkermansia.fa")),
+        "shewanella_baltica_OS185_500kb": (None, (*SOURMASH, "doc/genomes/shew_os185.fa")),
     },
 }
 
