@@ -7,6 +7,7 @@
     python benchmarks/contig_set.py run biovae dev            # -> benchmarks/out/contigs/biovae_dev
     python benchmarks/contig_set.py run vamb dev              # needs benchmarks/.peers/vamb (peers.md)
     python benchmarks/contig_set.py refine-check dev          # marker split/merge on damaged bins
+    python benchmarks/contig_set.py seeds dev --seeds 1,2,3,4,5   # refinement over seeds, mean / worst
 
 Sets (nothing under benchmarks/data/ is committed):
   dev      four draft assemblies shipped in Debian ragout-examples, of the species among the seven
@@ -249,13 +250,72 @@ def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
     return res
 
 
+def marker_hits(name: str, seqs):
+    """(marker genes of every contig of a set, markers in the set); cached, as gene calling is the
+    slow part and the contigs do not change."""
+    import pandas as pd
+
+    from biovae.bin import markers
+
+    hmms = markers.load_profiles(markers.find_marker_hmm()[0])
+    cache = OUT / f"marker_hits_{name}.tsv"
+    if cache.exists():
+        return pd.read_csv(cache, sep="\t"), markers.n_markers(hmms)
+    hits = markers.marker_hits(seqs.seqs, hmms)
+    hits.to_csv(cache, sep="\t", index=False)
+    return hits, markers.n_markers(hmms)
+
+
+def seeds_check(name: str, seeds: list[int]) -> dict:
+    """Marker refinement over seeds: biovae at each seed with --quality off (clustering only, saved
+    under OUT/seeds/), then bin/marker_refine.refine on those bins as the markers stage would run it;
+    count F1 / ARI without and with the refinement, per seed, mean and worst."""
+    import pandas as pd
+
+    from biovae.bin.marker_refine import refine
+    from biovae.io.fastx import read_fastx
+
+    data = DATA / name
+    seqs = read_fastx(data / "contigs.fna")
+    ids, lengths = list(seqs.ids), np.array([len(s) for s in seqs.seqs])
+    hits, total = marker_hits(name, seqs)
+    rows_out = []
+    for seed in seeds:
+        run = OUT / "seeds" / f"{name}_s{seed}"
+        if not (run / "latent.npz").exists():
+            sh(["rm", "-rf", str(run)])
+            timed([sys.executable, "-m", "biovae", "bin", str(data / "contigs.fna"), "--abundance",
+                   str(data / "abundance.tsv"), "-o", str(run), "--seed", str(seed), "--threads", "1",
+                   "--quality", "off", "--plot", "none"], OUT / "seeds" / f"{name}_s{seed}.log")
+        table = pd.read_csv(run / "bins.tsv", sep="\t", dtype=str)
+        bins = sorted(b for b in table.iloc[:, 1].unique() if b != "unbinned")
+        labels = np.array([bins.index(b) if b != "unbinned" else -1 for b in table.iloc[:, 1]])
+        with np.load(run / "latent.npz") as z:
+            pos = {i: k for k, i in enumerate(ids)}
+            rows, mean = np.array([pos[i] for i in z["ids"]]), z["mean"]
+        fixed, changes = refine(labels, rows, mean, hits, total, seed=seed, lengths=lengths)
+        row = {"seed": seed, "changes": changes}
+        for key, lab in (("none", labels), ("refined", fixed)):
+            t = pd.DataFrame({"sequence_id": ids, "bin": [f"b{v}" if v >= 0 else "unbinned" for v in lab]})
+            s = score(t, data / "truth.tsv")
+            row[key] = [round(s["count_f1"], 3), round(s["count_ari"], 3), s["bins"]]
+        print(row, flush=True)
+        rows_out.append(row)
+    result = {"set": name, "seeds": rows_out}
+    for key in ("none", "refined"):
+        a = np.array([r[key][:2] for r in rows_out])
+        result[key] = {"mean": a.mean(0).round(3).tolist(), "worst": a.min(0).round(3).tolist()}
+        print(key, "count F1 / ARI mean", result[key]["mean"], "worst", result[key]["worst"])
+    (OUT / f"seeds_check_{name}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def refine_check(name: str, seed: int) -> dict:
     """Marker split/merge on damaged copies of a saved biovae run's bins (OUT/contigs/biovae_NAME):
     every pair of bins joined into one (should be split), every bin cut in two by k-means on its
     latent (should be merged); count F1 / ARI before and after bin/marker_refine.refine."""
     import pandas as pd
 
-    from biovae.bin import markers
     from biovae.bin.marker_refine import refine
     from biovae.io.fastx import read_fastx
 
@@ -267,14 +327,8 @@ def refine_check(name: str, seed: int) -> dict:
     with np.load(run / "latent.npz") as z:
         rows = np.array([list(seqs.ids).index(i) for i in z["ids"]])
         mean = z["mean"]
-    hmms = markers.load_profiles(markers.find_marker_hmm()[0])
-    cache = OUT / f"marker_hits_{name}.tsv"  # gene calling is the slow part; the contigs do not change
-    if cache.exists():
-        hits = pd.read_csv(cache, sep="\t")
-    else:
-        hits = markers.marker_hits(seqs.seqs, hmms)
-        hits.to_csv(cache, sep="\t", index=False)
-    total = markers.n_markers(hmms)
+    hits, total = marker_hits(name, seqs)
+    lengths = np.array([len(s) for s in seqs.seqs])
 
     def scored(lab):
         table = pd.DataFrame({"sequence_id": list(seqs.ids), "bin": [f"b{v}" if v >= 0 else "unbinned" for v in lab]})
@@ -299,7 +353,7 @@ def refine_check(name: str, seed: int) -> dict:
         cases.append((f"cut {names[a]}", damaged))
     result = {"original": scored(labels), "cases": []}
     for what, damaged in cases:
-        fixed, changes = refine(damaged, rows, mean, hits, total, seed=seed)
+        fixed, changes = refine(damaged, rows, mean, hits, total, seed=seed, lengths=lengths)
         result["cases"].append({"case": what, "damaged": scored(damaged), "refined": scored(fixed), "changes": changes})
         print(what, scored(damaged), "->", scored(fixed), changes, flush=True)
     (OUT / f"refine_check_{name}.json").write_text(json.dumps(result, indent=1))
@@ -320,9 +374,14 @@ def main(argv=None) -> int:
     c = sub.add_parser("refine-check", help="marker split/merge on joined and cut copies of a saved run's bins")
     c.add_argument("set", choices=sorted(SETS))
     c.add_argument("--seed", type=int, default=1)
+    k = sub.add_parser("seeds", help="count F1 / ARI without and with the marker refinement, over seeds")
+    k.add_argument("set", choices=sorted(SETS))
+    k.add_argument("--seeds", default="1,2,3,4,5")
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.set, a.seed, DATA / a.set)
+    elif a.cmd == "seeds":
+        seeds_check(a.set, [int(v) for v in a.seeds.split(",")])
     elif a.cmd == "refine-check":
         refine_check(a.set, a.seed)
     else:
