@@ -218,24 +218,25 @@ def score(bins_table, truth_path: Path) -> dict:
                         for r in ev["per_bin"]]}
 
 
-def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
+def run_tool(tool: str, name: str, threads: int, extra: list[str], seed: int = 1) -> dict:
     import pandas as pd
 
-    data, out = DATA / name, OUT / f"{tool}_{name}"
+    label = f"{tool}_{name}" + ("" if seed == 1 else f"_s{seed}")
+    data, out = DATA / name, OUT / label
     OUT.mkdir(parents=True, exist_ok=True)
     sh(["rm", "-rf", str(out)])
     if tool == "biovae":
         cmd = [sys.executable, "-m", "biovae", "bin", str(data / "contigs.fna"), "--abundance",
-               str(data / "abundance.tsv"), "-o", str(out), "--seed", "1", "--threads", str(threads), *extra]
-        res = timed(cmd, OUT / f"{tool}_{name}.log")
+               str(data / "abundance.tsv"), "-o", str(out), "--seed", str(seed), "--threads", str(threads), *extra]
+        res = timed(cmd, OUT / f"{label}.log")
         table = pd.read_csv(out / "bins.tsv", sep="\t", dtype=str)
         table.columns = ["sequence_id", "bin"]
         summary = json.loads((out / "summary.json").read_text())
         res["marker_quality"] = summary.get("marker_quality")
     else:
         cmd = [str(VAMB), "bin", "default", "--outdir", str(out), "--fasta", str(data / "contigs.fna"),
-               "--abundance_tsv", str(data / "abundance.tsv"), "-p", str(threads), "--seed", "1", *extra]
-        res = timed(cmd, OUT / f"{tool}_{name}.log")
+               "--abundance_tsv", str(data / "abundance.tsv"), "-p", str(threads), "--seed", str(seed), *extra]
+        res = timed(cmd, OUT / f"{label}.log")
         clusters = pd.read_csv(out / "vae_clusters_unsplit.tsv", sep="\t", dtype=str)
         table = pd.DataFrame({"sequence_id": clusters.iloc[:, 1], "bin": clusters.iloc[:, 0]})
         # VAMB's README writes bins of >= 200 kb (--minfasta 200000); smaller clusters scored as unbinned
@@ -245,7 +246,7 @@ def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
         res["bins_200kb"].pop("per_bin")
     res.update(score(table, data / "truth.tsv"))
     res.update(tool=tool, set=name, command=" ".join(cmd))
-    (OUT / f"{tool}_{name}.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"{label}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k not in ("per_bin", "marker_quality")}, indent=1))
     return res
 
@@ -370,6 +371,7 @@ def main(argv=None) -> int:
     r.add_argument("tool", choices=["biovae", "vamb"])
     r.add_argument("set", choices=sorted(SETS))
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--seed", type=int, default=1, help="the tool's seed (outputs get _sSEED unless 1)")
     r.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to the tool")
     c = sub.add_parser("refine-check", help="marker split/merge on joined and cut copies of a saved run's bins")
     c.add_argument("set", choices=sorted(SETS))
@@ -385,7 +387,7 @@ def main(argv=None) -> int:
     elif a.cmd == "refine-check":
         refine_check(a.set, a.seed)
     else:
-        run_tool(a.tool, a.set, a.threads, a.extra)
+        run_tool(a.tool, a.set, a.threads, a.extra, a.seed)
     return 0
 
 
