@@ -8,10 +8,12 @@ as zero: a bin that mixes genomes is worth nothing, its parts may be):
   stays contaminated. Candidate cuts: 2-means on the latent means of its sequences weighted by
   length, started from the two sequences that carry each duplicated marker, plus two seeded
   random starts (weighted and unweighted); the best scoring cut is kept when it scores higher than
-  the whole. Measured on the development contig sets, seeds 1-5 (docs/binning.md): one unweighted
-  k-means cut (round 3) split a 106-contig partial genome in halves at one seed of five and left
-  six long contaminant contigs in place; the long contigs, whose latent means are the reliable
-  ones, now pull the centres, and the marker starts give cuts that put the two copies apart.
+  the whole. Measured on the development contig sets, seeds 1-5 (docs/binning.md): the round-3
+  cut (one unweighted k-means) split a 106-contig partial genome in halves at one seed of five
+  and left six long contaminant contigs in place. Weighting by length fixes that seed (the long
+  contigs, whose latent means are the reliable ones, pull the centres); the marker starts
+  changed nothing on those sets but are what makes the cut the same at seeds 1-3 in
+  tests/test_markers.py (a weighted random start alone cuts wrongly at one of the three).
   (Cutting in up to four at once was tried: it cut a draft's own duplicated markers off into
   bins of their own.)
 - merge: a bin and its nearest bin (distance between latent medians) are joined when their
