@@ -5,6 +5,7 @@
     python benchmarks/contig_set.py build confirm --seed 7    # -> benchmarks/data/contigs/confirm
     python benchmarks/contig_set.py build confirm_c --seed 13 # -> benchmarks/data/contigs/confirm_c
     python benchmarks/contig_set.py run biovae dev            # -> benchmarks/out/contigs/biovae_dev
+    python benchmarks/contig_set.py run --seed 2 biovae confirm_c   # -> .../biovae_confirm_c_s2
     python benchmarks/contig_set.py run vamb dev              # needs benchmarks/.peers/vamb (peers.md)
     python benchmarks/contig_set.py refine-check dev          # marker split/merge on damaged bins
     python benchmarks/contig_set.py seeds dev --seeds 1,2,3,4,5   # refinement over seeds, mean / worst
