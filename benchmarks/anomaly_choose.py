@@ -8,10 +8,16 @@ split seed 0; 3 VAEs per hold-out) and prints, as mean AUROC over each data set'
   3. the adopted form, knn_resid: latent_knn and std_resid in units of their spread over the
      *training* cells (what the library can store with a model), next to calibration-cell scales;
   4. why: per data set, novel / normal ratio of the median latent_knn and std_resid.
+  5. round 4 (all_b, scored in round 3, joins the development sets): ensembles with the
+     baselines' own spaces and local residuals, as robust-z means on calibration-cell scales.
 Features: std_resid = mean over genes of (residual / the gene's residual sd on the fit cells)^2,
 residual = model-scale input minus the decoded posterior mean; latent_knn3 / 30 = k 3 / 30;
 y_knn = kNN on the model-scale inputs; joint_knn = kNN on [latent, residual]; sr_top10 = mean of
 the top 10 % squared standardised residuals; sr_l1 = mean absolute standardised residual.
+Round 4: rec_knn = kNN among the decoded means (decoder-normalised expression); local_resid =
+mean squared standardised difference between a cell and the mean input of its 10 nearest fit
+cells in the latent (a neighbour average as decoder); resid_vs_neighbours = mean distance of a
+cell's standardised residual to those of its 10 latent neighbours.
 
     python benchmarks/anomaly_choose.py            # after anomaly_features.py
 """
@@ -64,6 +70,17 @@ def features(d) -> dict:
                  "latent_knn3": (knn(zf, zs, 3), knn(zf, zc, 3)),
                  "knn_resid (training scales)": (0.5 * (rz(lk_s, lk_fit) + rz(sq_s.mean(1), sr_fit)),
                                                  0.5 * (rz(lk_c, lk_fit) + rz(sq_c.mean(1), sr_fit)))}
+        idx = NearestNeighbors(n_neighbors=min(10, len(zf))).fit(zf)
+        _, i_s = idx.kneighbors(zs)
+        _, i_c = idx.kneighbors(zc)
+        yf = d[f"m{m}_fit_y"]
+        lsd = (yf - yf[NearestNeighbors(n_neighbors=min(11, len(zf))).fit(zf).kneighbors(zf)[1][:, 1:]].mean(1)).std(0) + 1e-6
+        rec_f = d[f"m{m}_fit_rec"]
+        parts.update({
+            "rec_knn": (knn(rec_f, d[f"m{m}_s_rec"]), knn(rec_f, d[f"m{m}_c_rec"])),
+            "local_resid": tuple((((d[f"m{m}_{t}_y"] - yf[i].mean(1)) / lsd) ** 2).mean(1) for t, i in (("s", i_s), ("c", i_c))),
+            "resid_vs_neighbours": tuple(np.sqrt(((r[:, None, :] - rf[i]) ** 2 / g ** 2).mean(2)).mean(1)
+                                         for r, i in ((rs, i_s), (rc, i_c)))})
         if m == 0:
             parts["y_knn"] = (knn(d["m0_fit_y"], d["m0_s_y"]), knn(d["m0_fit_y"], d["m0_c_y"]))
         for k, v in parts.items():
@@ -124,6 +141,14 @@ def main() -> None:
                      ("calibration-cell scales", auc({"latent_knn": 0.5, "std_resid": 0.5}))):
         print(f"   {label:32s}" + "  ".join(f"{x:7.3f}" for x in v) + f"   worst margin {np.min(v - base):+.3f}  mean {v.mean():.3f}")
     print("   best baseline                   " + "  ".join(f"{x:7.3f}" for x in base))
+    print("\n5. round 4: robust-z means (calibration-cell scales) with the baselines' spaces and local residuals")
+    for parts in (("latent_knn", "std_resid", "pca_error"), ("latent_knn", "pca_error"), ("std_resid", "pca_error"),
+                  ("latent_knn", "std_resid", "pca_knn"), ("latent_knn", "std_resid", "pca_error", "pca_knn"),
+                  ("pca_error", "pca_knn"), ("latent_knn", "local_resid"), ("std_resid", "local_resid"),
+                  ("rec_knn", "std_resid"), ("latent_knn", "std_resid", "resid_vs_neighbours")):
+        v = auc({k: 1 / len(parts) for k in parts})
+        print(f"   {' + '.join(parts):52s}" + "  ".join(f"{x:7.3f}" for x in v)
+              + f"   worst margin {np.min(v - base):+.3f}  mean {v.mean():.3f}")
     print("\n4. novel / normal median, mean over hold-outs (per hold-out in brackets)")
     for n in names:
         w = np.array(why[n])

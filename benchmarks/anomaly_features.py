@@ -21,7 +21,7 @@ from biovae.tl import anomaly_scores
 from anomaly_groups import baselines, dataset_split, hold_out
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm")
+DEVELOPMENT = ("pbmc", "lung", "guo", "hsmm", "all_b")  # all_b: development (seen) since round 4
 
 
 def parts(model, cells):
@@ -33,7 +33,8 @@ def parts(model, cells):
 def dump(name, args, seed):
     key, cells, train_all, test, groups = dataset_split(name, seed)
     for gi, held in enumerate(groups):
-        models, genes, fit, cal, novel, known, scored = hold_out(cells, train_all, test, key, held, args.models, seed)
+        models, genes, fit, cal, novel, known, scored = hold_out(cells, train_all, test, key, held, args.models, seed,
+                                                                 args.calibration_fraction)
         scored = scored[:, genes].copy()
         cal = cal[:, genes].copy()
         out = {"truth": np.r_[np.ones(novel.n_obs), np.zeros(known.n_obs)]}
@@ -62,6 +63,8 @@ def main():
     ap.add_argument("--data", nargs="+", default=list(DEVELOPMENT))
     ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--models", type=int, default=3)
+    ap.add_argument("--calibration-fraction", type=float, default=0.2,
+                    help="the saved features (rounds 3-4) use the round-3 split: 80 %% fit, 20 %% calibration")
     args = ap.parse_args()
     assert all(d in DEVELOPMENT for d in args.data), "development sets only"
     torch.set_num_threads(1)

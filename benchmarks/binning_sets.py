@@ -3,6 +3,8 @@
 
     # one end-to-end run per set (wall time, peak RSS of the child, AMBER figures):
     python benchmarks/binning_sets.py run dev confirm real
+    # bin/overlap.py's share of each pair of bins (bins of a run made with --extra --no-join-shared):
+    python benchmarks/binning_sets.py shares confirm_b dev_hifi
     # cluster the latent.npz of those runs again with other clustering settings (no training):
     python benchmarks/binning_sets.py recluster dev --valley 0.3 0.5 0.7
 
@@ -14,7 +16,11 @@ Sets (git-ignored under benchmarks/data/):
            (its results were read many times while the code changed: "development (seen)" since)
   real     benchmarks/confirm_set.py real --seed 7 -o benchmarks/data/real_mix
   confirm_b  benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
-           (the confirmation set from round 3 on: ten other genomes, run once with the final code)
+           (round 3's confirmation set, run once with round 3's code; development (seen) from round 4 on)
+  confirm_c  benchmarks/confirm_set.py sim --genomes c --hifi-share 0.2 -n 30000 --seed 59 -o benchmarks/data/confirm_c
+           (round 4's confirmation set: eight other genomes, three technologies, run once with the final code)
+  dev_hifi, dev_hifi_a  confirm_b's and confirm30k's genomes with a fifth HiFi-like reads (15,000 reads;
+           seeds 24 and 8; development)
 
 Figures: read (sequence) F1 and ARI by AMBER's definitions (biovae.evaluate.binning), bins, the
 genomes with >= 150 reads that have a bin of their own (the bin that holds most of the genome's
@@ -34,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
 OUT = ROOT / "benchmarks" / "out"
 SETS = {"dev": DATA / "sim30k", "demo": ROOT / "data" / "demo", "confirm": DATA / "confirm30k", "real": DATA / "real_mix",
-        "confirm_b": DATA / "confirm_b"}
+        "confirm_b": DATA / "confirm_b", "confirm_c": DATA / "confirm_c", "dev_hifi": DATA / "dev_hifi",
+        "dev_hifi_a": DATA / "dev_hifi_a"}
 
 
 def figures(evaluation: dict) -> dict:
@@ -154,9 +161,37 @@ def lrbinner(name: str) -> dict:
             "by_technology": by_technology(name, table)}
 
 
+def shares(name: str) -> list[dict]:
+    """bin/overlap.py's share for every pair of bins of OUT/bin_NAME/bins.tsv (run it with
+    --extra --no-join-shared to see the bins before the join), with each bin's self-confirmation
+    and its majority genome: the measurement behind the join's threshold and self floor."""
+    import numpy as np
+    import pandas as pd
+
+    from biovae.bin import overlap
+    from biovae.io.bins import read_truth
+
+    folder = SETS[name]
+    reads = next(p for p in (folder / "reads.fq.gz", folder / "reads.fa.gz") if p.exists())
+    bins = pd.read_csv(OUT / f"bin_{name}" / "bins.tsv", sep="\t", dtype=str)
+    labels = np.array([int(b.split("_")[1]) if b.startswith("bin_") else -1 for b in bins.iloc[:, 1]])
+    genome = read_truth(folder / "truth.tsv").set_index("sequence_id")["genome"].loc[bins.iloc[:, 0]].to_numpy()
+    rng = np.random.default_rng(1)
+    want = np.zeros(len(labels), dtype=bool)
+    for b in np.unique(labels[labels >= 0]):
+        idx = np.flatnonzero(labels == b)
+        want[rng.choice(idx, min(overlap.MAX_READS, len(idx)), replace=False)] = True
+    kmers = overlap.bin_kmers(*overlap.distinct_per_read(*overlap.sketch_file(reads, want, threads=2)), labels)
+    own = {b: overlap.confirmed(v) for b, v in kmers.items()}
+    major = {b: pd.Series(genome[labels == b]).value_counts().index[0] for b in kmers}
+    return [{"set": name, "share": round(sh, 3), "same_genome": bool(major[a] == major[b]),
+             "min_self": round(min(own[a], own[b]), 3), "a": major[a], "b": major[b]}
+            for sh, a, b in overlap.shared_pairs(kmers, threshold=0.0, min_self=0.0)]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["run", "recluster", "lrbinner"])
+    p.add_argument("what", choices=["run", "recluster", "lrbinner", "shares"])
     p.add_argument("sets", nargs="+", choices=list(SETS))
     p.add_argument("--valley", type=float, nargs="*", default=[None])
     p.add_argument("--no-refine", action="store_true")
@@ -174,6 +209,11 @@ def main() -> None:
         if args.what == "lrbinner":
             rows.append(lrbinner(name))
             print(json.dumps(rows[-1]), flush=True)
+            continue
+        if args.what == "shares":
+            rows += shares(name)
+            top = sorted(rows, key=lambda r: (r["same_genome"], -r["share"]))
+            print("\n".join(json.dumps(r) for r in top if r["set"] == name and (r["same_genome"] or r["share"] > 0.01)))
             continue
         if args.what == "run":
             rows.append(run_set(name, args.extra))

@@ -45,6 +45,24 @@ code changed: none of these is among the shared seven or confirm30k's eight):
 | yersinia_phage_201_16 | Yersinia phage vB_YenM_201.16 NC_070914, complete (30 kb) | GitHub moshi4/pygenomeviz-data-v1 |
 | lambda_phage | Enterobacteria phage lambda, complete (48.5 kb) | Debian bowtie2-examples |
 
+Genomes of ``--genomes c`` (confirm_c, built at the start of round 4, before any round-4 change;
+none is among the shared seven, confirm30k's eight or confirm_b's ten):
+
+| name | organism | from |
+|---|---|---|
+| salmonella_enterica_LT2 | Salmonella enterica Typhimurium LT2, chromosome + pSLT (4.95 Mb, 52 % GC) | GitHub sourmash-bio/sourmash data/ |
+| sphingobacteriaceae_DW12 | Sphingobacteriaceae bacterium DW12, draft (78 contigs, 5.3 Mb, 41 % GC) | sourmash data/ |
+| tara_ase_mag_00031 | TARA_ASE_MAG_00031, a metagenome-assembled genome (459 contigs; 1.0 Mb in pieces >= 5 kb) | sourmash tests/test-data/lca/ |
+| akkermansia_muciniphila_500kb | Akkermansia muciniphila ATCC BAA-835, its first 500 kb (56 % GC) | sourmash doc/genomes/ |
+| shewanella_baltica_OS185_500kb | Shewanella baltica OS185, its first 500 kb (48 % GC) | sourmash doc/genomes/ |
+| contig_MIIJ01000039 | MIIJ01000039, one 870 kb contig (26 % GC; 437 kb in pieces >= 5 kb between N runs) | PyPI pyrodigal 3.7.1 test data |
+| phage_VT2_Sakai | Enterobacteria phage VT2-Sakai NC_000902 (61 kb) | GitHub moshi4/pycirclize-data |
+| escherichia_phage_Envy | Escherichia phage Envy NC_031081 (45 kb) | GitHub moshi4/pygenomeviz-data-v1 |
+
+With ``--hifi-share 0.2`` a fifth of each genome's reads are HiFi-like pbsim reads (pbsim 1.0.3's
+CLR mode with its CCS quality model: accuracy 0.99 +- 0.005, at least 0.975, error mix 6:21:73,
+lengths 12 +- 4 kb), the rest half SimLoRD, half ONT-like.
+
 A GitHub file is read from a local snapshot of the repository (a bare git directory; `--git-mirrors
 DIR` holds `owner+name/repo`) at the commit named below, and cached under benchmarks/data/pkgs/.
 
@@ -54,6 +72,9 @@ Outputs in -o DIR: reads.fq.gz, truth.tsv (sequence_id, genome, length), technol
     python benchmarks/confirm_set.py sim -n 30000 --seed 7 -o benchmarks/data/confirm30k
     python benchmarks/confirm_set.py real -o benchmarks/data/real_mix --seed 7
     python benchmarks/confirm_set.py sim --genomes b -n 30000 --seed 23 -o benchmarks/data/confirm_b
+    python benchmarks/confirm_set.py sim --genomes c --hifi-share 0.2 -n 30000 --seed 59 -o benchmarks/data/confirm_c
+    python benchmarks/confirm_set.py sim --genomes b --hifi-share 0.2 -n 15000 --seed 24 -o benchmarks/data/dev_hifi
+    python benchmarks/confirm_set.py sim --genomes a --hifi-share 0.2 -n 15000 --seed 8 -o benchmarks/data/dev_hifi_a
 """
 
 from __future__ import annotations
@@ -75,47 +96,22 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from confirm_genomes import DOC, GENOMES, GENOMES_B, GENOMES_C
 from readsim import (ReadWriter, SimError, genome_seed, iter_fastq, length_stats, read_fasta, split_counts,
                      write_gold, write_truth)
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-DOC = "usr/share/doc/"
-
-# name -> (kind, package, path inside, record filter regex or None)
-GENOMES = {
-    "klebsiella_pneumoniae_HS11286": ("deb", "kleborate-examples", DOC + "kleborate/examples/data/Klebs_HS11286.fna.xz", None),
-    "streptococcus_suis_SC84": ("deb", "abacas-examples", DOC + "abacas-examples/SS_SC84.dna.gz", None),
-    "mycobacterium_leprae_TN": ("deb", "kmer-examples", DOC + "kmer-examples/test_data.tar.gz::GCF_000195855.1_ASM19585v1_genomic.fna", None),
-    "plasmodium_falciparum_3D7": ("deb", "smalt-examples", DOC + "smalt/test/data/genome_1.fa.gz", None),
-    "plasmodium_knowlesi_H": ("deb", "smalt-examples", DOC + "smalt/test/data/cigar_ref.fa.gz", None),
-    "homo_sapiens_chrX_part": ("deb", "smalt-examples", DOC + "smalt/test/data/hs37chrXtrunc.fa.gz", None),
-    "gtdbtk_test_genome_2": ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/genome_2.fna", None),
-    "gtdbtk_test_genome_3": ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/genome_3.fna", None),
-}
-GVIZ = "moshi4/pygenomeviz-data-v1@ace01b5ca03ca8e8fba9fe2cc1ca9d2f8c981345"
-GENOMES_B = {
-    "leptospira_kirschneri_H1": ("deb", "any2fasta-examples", DOC + "any2fasta/examples/test.gbk.gz", None),
-    "mycoplasma_mycoides_capri_GM12": ("git", GVIZ, "genbank/mycoplasma_mycoides/GCF_000023685.1.gbff", None),
-    "mycoplasmoides_alvi_ATCC29626": ("git", "moshi4/pycirclize-data@f61f94aaf8739f4e1a736b49029e18bf6a7ae4ad",
-                                      "prokaryote/mycoplasma_alvi.gbk", None),
-    "acinetobacter_phage_Apostate": ("git", GVIZ, "genbank/acinetobacter_phage/NC_049491.gbk", None),
-    "phage_Agate": ("pypi", "pyrodigal-gv==0.3.2", "pyrodigal_gv/tests/phage_Agate.fna", None),
-    "arabidopsis_thaliana_chloroplast": ("deb", "python-biopython-doc",
-                                         DOC + "python-biopython-doc/Tests/GenBank/NC_000932.gb.gz", None),
-    "shigella_sonnei_53G_plasmids": ("deb", "unicycler-data", "usr/share/unicycler-data/sample_data/reference.fasta",
-                                     None),
-    "sodalis_phage_SO1": ("git", GVIZ, "genbank/enterobacteria_phage/NC_013600.gbk", None),
-    "yersinia_phage_201_16": ("git", GVIZ, "genbank/yersinia_phage/NC_070914.gbk", None),
-    "lambda_phage": ("deb", "bowtie2-examples", DOC + "bowtie2/examples/reference/lambda_virus.fa.gz", None),
-}
-GENOME_SETS = {"a": GENOMES, "b": GENOMES_B}
+GENOME_SETS = {"a": GENOMES, "b": GENOMES_B, "c": GENOMES_C}
 GIT_MIRRORS = Path("/work/.mirror")
 PACBIO_REAL = ("wtdbg2-examples", DOC + "wtdbg2-examples/selfSampleData.tar.gz::selfSampleData/pacbio_filtered.fastq")
 ONT_REAL = ("python3-nanoget-examples", DOC + "python3-nanoget/examples/nanotest/alignment.bam.gz")
 PBSIM_ONT = ["--data-type", "CLR", "--model_qc", "/usr/share/pbsim/models/model_qc_clr", "--length-mean", "9000",
              "--length-sd", "6000", "--length-min", "500", "--length-max", "60000", "--accuracy-mean", "0.90",
              "--accuracy-sd", "0.05", "--accuracy-min", "0.75", "--difference-ratio", "23:31:46"]
+PBSIM_HIFI = ["--data-type", "CLR", "--model_qc", "/usr/share/pbsim/models/model_qc_ccs", "--length-mean", "12000",
+              "--length-sd", "4000", "--length-min", "1000", "--length-max", "40000", "--accuracy-mean", "0.99",
+              "--accuracy-sd", "0.005", "--accuracy-min", "0.975", "--difference-ratio", "6:21:73"]
 RARE_SHARE = 0.007
 
 
@@ -195,18 +191,21 @@ def genome_records(name: str, genomes: dict | None = None) -> list[tuple[str, by
     return out
 
 
-def run_pbsim(name: str, records, n: int, seed: int, tmp: Path) -> list[tuple[bytes, bytes]]:
-    """n ONT-like reads of one genome from pbsim (depth set for ~1.5 n reads, then a seeded sample)."""
+def run_pbsim(name: str, records, n: int, seed: int, tmp: Path, options=None) -> list[tuple[bytes, bytes]]:
+    """n reads of one genome from pbsim, ONT-like unless options say otherwise (depth set for ~1.5 n
+    reads, then a seeded sample)."""
     if n == 0:
         return []
+    options = options or PBSIM_ONT
     size = sum(len(s) for _, s in records)
-    depth = max(0.02, 1.5 * n * 9000 / size)
-    work = tmp / f"pbsim_{name}"
+    mean = float(options[options.index("--length-mean") + 1])
+    depth = max(0.02, 1.5 * n * mean / size)
+    work = tmp / f"pbsim_{name}_{len(list(tmp.glob('pbsim_*')))}"
     work.mkdir()
     with open(work / "ref.fa", "wb") as f:
         for rid, seq in records:
             f.write(b">%s\n%s\n" % (rid.encode(), seq))
-    cmd = ["pbsim", *PBSIM_ONT, "--depth", f"{depth:.4f}", "--seed", str(genome_seed(seed, name) % 2**31),
+    cmd = ["pbsim", *options, "--depth", f"{depth:.4f}", "--seed", str(genome_seed(seed, name) % 2**31),
            "--prefix", str(work / "r"), str(work / "ref.fa")]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
     reads = [r for p in sorted(work.glob("r_*.fastq")) for r in iter_fastq(p)]
@@ -278,18 +277,26 @@ def build_sim(args):
     counts = split_counts(args.num_reads, shares)
     tech_rng = np.random.default_rng([args.seed, 4])
     n_ont = np.array([tech_rng.binomial(c, 0.5) for c in counts])
-    n_pac = counts - n_ont
+    n_hifi = np.zeros_like(n_ont)
+    if args.hifi_share:  # a third technology: HiFi-like pbsim reads, taken from both halves
+        n_ont = np.array([tech_rng.binomial(c, (1 - args.hifi_share) / 2) for c in counts])
+        n_hifi = np.array([tech_rng.binomial(c - o, args.hifi_share / (1 - (1 - args.hifi_share) / 2))
+                           for c, o in zip(counts, n_ont)])
+    n_pac = counts - n_ont - n_hifi
     tmp = Path(tempfile.mkdtemp(prefix=".confirm-", dir=DATA))
     try:
         t0 = time.time()
         pac = run_simlord_reads(names, n_pac, records, args.seed, tmp, args.simlord_python)
         t_pac = time.time() - t0
         ont = [run_pbsim(n, records[n], int(c), args.seed, tmp) for n, c in zip(names, n_ont)]
-        pools = [p + o for p, o in zip(pac, ont)]
-        techs = [["pacbio_simlord"] * len(p) + ["ont_pbsim"] * len(o) for p, o in zip(pac, ont)]
+        hifi = [run_pbsim(n, records[n], int(c), args.seed + 1, tmp, PBSIM_HIFI) for n, c in zip(names, n_hifi)]
+        pools = [p + o + h for p, o, h in zip(pac, ont, hifi)]
+        techs = [["pacbio_simlord"] * len(p) + ["ont_pbsim"] * len(o) + ["hifi_pbsim"] * len(h)
+                 for p, o, h in zip(pac, ont, hifi)]
         manifest = {"command": "python benchmarks/confirm_set.py " + " ".join(sys.argv[1:]), "seed": args.seed,
                     "genome_set": args.genomes, "sources": {n: list(genomes[n][1:3]) for n in names},
                     "simlord_seconds": round(t_pac, 1), "pbsim_ont_options": PBSIM_ONT,
+                    "pbsim_hifi_options": PBSIM_HIFI if args.hifi_share else None,
                     "genome_bp": {n: sum(len(s) for _, s in records[n]) for n in names}}
         write_set(args.out, pools, names, techs, args.seed, manifest)
     finally:
@@ -338,7 +345,9 @@ def main(argv=None) -> int:
     p.add_argument("-n", "--num-reads", type=int, default=30000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--genomes", choices=sorted(GENOME_SETS), default="a",
-                   help="sim: a = confirm30k's eight genomes, b = confirm_b's ten")
+                   help="sim: a = confirm30k's eight genomes, b = confirm_b's ten, c = confirm_c's eight")
+    p.add_argument("--hifi-share", type=float, default=0.0,
+                   help="sim: share of HiFi-like pbsim reads (the rest half SimLoRD, half ONT-like)")
     p.add_argument("--git-mirrors", type=Path, default=GIT_MIRRORS,
                    help="folder of bare GitHub snapshots, owner+name/repo (--genomes b)")
     p.add_argument("--simlord-python", default=str(HERE / ".peers" / "simlord" / "bin" / "python"))

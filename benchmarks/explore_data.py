@@ -18,6 +18,15 @@ filter is "detected in at least 10 % of all cells", which never looks at a group
             RMA log2 microarray values of 12625 probe sets, obs 'mol.biol' (molecular subtype;
             the four with >= 5 patients: NEG, BCR/ABL, ALL1/AF4, E2A/PBX1; 94 patients). Added
             in round 3 as the anomaly confirmation set: scored once, with the final code only.
+  flu_time  Debian r-bioc-qusage, data 'fluExample' (Huang et al. 2011, GSE30550): blood of 17
+            people challenged with influenza H3N2, log2 microarray values of 4147 genes at 15
+            sampling times from 0 to 108 h (252 samples; bulk, not single cells). obs 'window':
+            three consecutive sampling times pooled into one point, labelled by their mean hour
+            rounded (6 = 0/5/12 h, 29 = 21/29/36 h, 53 = 45/53/60 h, 77 = 69/77/84 h, 101 =
+            93/101/108 h; 48-51 samples each; the windows were fixed before any scoring). Time
+            course, hold out 53 (f = 0.5). Added in round 4: confirmation.
+  flu_subject  the same samples, obs 'subject' (17 people, 14-15 samples each): leave one
+            person out ("a new patient"). Added in round 4: anomaly confirmation.
 
 The Debian packages are fetched with `apt-get download` (no install) and unpacked with dpkg -x;
 the R data files are read with the `rdata` package (bench extra).
@@ -41,15 +50,21 @@ CACHE = ROOT / "benchmarks" / "data"
 LUNG = ROOT.parent / "shared" / "data" / "expression" / "lung_development.h5ad"
 R_LIB = "usr/lib/R/site-library"
 
-# name -> (group column, role in the time-course benchmark, role in the anomaly benchmark); round 3:
-# lung, hsmm and guo were scored in round 2, so they are development (seen) sets; all_b is new
+# name -> (group column, role in the time-course benchmark, role in the anomaly benchmark); round 4:
+# lung, hsmm, guo (round 2) and all_b (round 3) were scored before, so they are development (seen) sets;
+# the flu sets are new confirmation sets
 DATASETS = {"lung": ("age", "development", "development (seen)"),
             "hsmm": ("hours", "development (seen)", "development (seen)"),
             "guo": ("divisions", "development (seen)", "development (seen)"),
-            "pbmc": ("bulk_labels", None, "development"),
-            "all_b": ("mol.biol", None, "confirmation")}
+            "pbmc": ("bulk_labels", None, "development (seen)"),
+            "all_b": ("mol.biol", None, "development (seen)"),  # round 4: scored in round 3
+            "flu_time": ("window", "confirmation", None),  # round 4, scored once by the final code
+            "flu_subject": ("subject", None, "confirmation")}
 # time-course hold-outs (a point with neighbours on both sides) and their numeric times
-HOLD_OUT = {"lung": "Embryonic day 16.5", "hsmm": "48", "guo": "4"}
+HOLD_OUT = {"lung": "Embryonic day 16.5", "hsmm": "48", "guo": "4", "flu_time": "53"}
+# values on a log scale without zeros (qPCR, microarray): time-course models use the normal likelihood
+NO_ZEROS = ("guo", "flu_time")
+FLU_WINDOWS = ((0, 5, 12), (21, 29, 36), (45, 53, 60), (69, 77, 84), (93, 101, 108))
 
 
 def _debian_files(package: str, inner: str) -> Path:
@@ -138,6 +153,22 @@ def _build_all_b() -> ad.AnnData:
     return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[str(g) for g in arr.coords[arr.dims[0]].values]))
 
 
+def _build_flu() -> ad.AnnData:
+    base = _debian_files("r-bioc-qusage", f"{R_LIB}/qusage/data")
+    found = _read_rda(base / "fluExample.RData", "eset.full")  # xarray genes x samples
+    meta = _read_rda(base / "fluExample.RData", "flu.meta")
+    cols = [str(c) for c in found.coords[found.dims[1]].values]
+    meta = meta.set_index(meta["SampleID"].astype(str)).loc[cols]
+    hours = meta["Hours.Numeric"].astype(float).round().astype(int).to_numpy()
+    window = {h: str(int(round(np.mean(w)))) for w in FLU_WINDOWS for h in w}
+    obs = pd.DataFrame({"window": [window[h] for h in hours], "subject": meta["Subject"].astype(str).to_numpy(),
+                        "hours": hours})
+    x = np.asarray(found, dtype=np.float32).T
+    order = np.random.default_rng(0).permutation(len(x))  # sample ids anonymised, order shuffled
+    obs = obs.iloc[order].set_axis([f"flu_{i:03d}" for i in range(len(x))])
+    return ad.AnnData(X=x[order], obs=obs, var=pd.DataFrame(index=[str(g) for g in found.coords[found.dims[0]].values]))
+
+
 def _build_pbmc() -> ad.AnnData:
     import scanpy as sc
 
@@ -154,7 +185,8 @@ def _build_lung() -> ad.AnnData:
     return cells
 
 
-BUILDERS = {"lung": _build_lung, "hsmm": _build_hsmm, "guo": _build_guo, "pbmc": _build_pbmc, "all_b": _build_all_b}
+BUILDERS = {"lung": _build_lung, "hsmm": _build_hsmm, "guo": _build_guo, "pbmc": _build_pbmc, "all_b": _build_all_b,
+            "flu_time": _build_flu, "flu_subject": _build_flu}
 
 
 def load(name: str) -> ad.AnnData:

@@ -3,9 +3,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/expr_realism_multi.py [--splits 3] [--datasets a,b]
         [--no-scvi] [--scvi-epochs 200]
 
-Data: benchmarks/expr_datasets.py (pbmc68k_reduced and its recovered counts, pbmc68k_counts, are
-the DEVELOPMENT sets, on which biovae's settings were chosen; every other set is CONFIRMATION: no
-setting was chosen on it). For each
+Data: benchmarks/expr_datasets.py (pbmc68k_reduced, its recovered counts pbmc68k_counts and those
+per million, pbmc68k_cpm, are the DEVELOPMENT sets, on which biovae's settings were chosen; every
+other set is CONFIRMATION: no setting was chosen on it). For each
 data set and split seed s (0, 1, .. --splits - 1) the cells are split 80/20
 (biovae.evaluate.generation.split_cells, stratified by the label column when there is one) and
 every generator is fitted on the 80% only. Rows:

@@ -4,12 +4,15 @@ cell-level and mean-level baselines, on three public time courses (benchmarks/ex
   lung  (development: settings chosen here)  hold out E16.5, between E14.5 and E18.5 (f = 0.5)
   hsmm  (confirmation)                       hold out 48 h, between 24 h and 72 h (f = 0.5)
   guo   (confirmation)                       hold out the 16-cell stage, between 8 and 32 (f = 0.5)
+  flu_time (round 4 confirmation)            hold out the 45-60 h window, between 21-36 and 69-84 h (f = 0.5)
 
 For each seed one VAE (biovae.tl.times.DEFAULT_SETTINGS) is fitted on the other time points
 over `--genes` genes of highest variance across the training cells (all genes when fewer). Rows:
   intermediate_cells  biovae.tl.intermediate_cells, method "shift" (OT-paired real cells moved to the
                       pair's latent mix by the decoded change)
   intermediate_sampled  the same, method "sample" (mixed posterior draws decoded by sampling)
+  intermediate_nearest  the same, method "nearest" (round 4): the real neighbour cells nearest the mixed
+                      latent points, distinct while possible; copies of real cells, nothing generated
   pooled_neighbours   the real cells of both neighbouring time points, together
   linear_mixes        (1 - f) x_B + f x_A for random pairs of real neighbour cells (evaluation space)
   ot_mixes            the same for pairs drawn from the exact optimal-transport plan between the two
@@ -44,7 +47,7 @@ from biovae.tl.times import fit_models, log_mode, to_log
 import explore_data
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("intermediate_cells", "intermediate_sampled", "pooled_neighbours", "linear_mixes", "ot_mixes", "latent_midpoint",
+ROWS = ("intermediate_cells", "intermediate_sampled", "intermediate_nearest", "pooled_neighbours", "linear_mixes", "ot_mixes", "latent_midpoint",
         "linear_mean")
 
 
@@ -60,7 +63,7 @@ def setup(name: str, n_genes: int, seed: int, settings: dict | None = None, hold
     mode = log_mode(x[train])
     keep = np.sort(np.argsort(-to_log(x[train], mode).var(0), kind="stable")[: min(n_genes, data.n_vars)])
     work = data[train][:, keep].copy()
-    if name == "guo":  # qPCR values with no zeros to model: a hurdle has nothing to do
+    if name in explore_data.NO_ZEROS:  # qPCR / microarray values with no zeros: a hurdle has nothing to do
         settings = {**(settings or {}), "likelihood": "normal"}
     model = fit_models(work, settings, 1, seed)[0]
     return key, labels, before, after, f, mode, keep, work, model, to_log(x[:, keep], mode)
@@ -81,7 +84,9 @@ def one_run(name: str, n_genes: int, seed: int, settings: dict | None = None, ho
     mid_cells = model.vae.decode_sample(np.repeat(mid.obsm["X_biovae"], n, axis=0), seed=seed)
     mid_cells = to_log(model.pre.inverse(mid_cells), mode)
     sampled = to_log(cells_between(model, work, key, before, after, f, hold, n, seed, method="sample").X, mode)
-    profiles = {"intermediate_cells": ours, "intermediate_sampled": sampled, "pooled_neighbours": np.vstack([xb, xa]), "linear_mixes": mixes,
+    nearest = to_log(cells_between(model, work, key, before, after, f, hold, n, seed, method="nearest").X, mode)
+    profiles = {"intermediate_cells": ours, "intermediate_sampled": sampled, "intermediate_nearest": nearest,
+                "pooled_neighbours": np.vstack([xb, xa]), "linear_mixes": mixes,
                 "ot_mixes": ot_mixes,
                 "latent_midpoint": mid_cells, "linear_mean": None}
     means = {k: (v.mean(0) if v is not None else None) for k, v in profiles.items()}

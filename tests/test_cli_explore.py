@@ -143,6 +143,16 @@ def test_interpolate_cells_writes_generated_cells_of_the_held_out_point(course_f
     assert summary["method"] == "sample"
 
 
+def test_interpolate_cells_nearest_writes_real_neighbour_cells(course_files, tmp_path, capsys):
+    out = tmp_path / "near.h5ad"
+    code, _, _ = _run(capsys, "interpolate", course_files / "model", "--cells", "--data", course_files / "course.h5ad",
+                      "--labels", "time", "--hold-out", "day 2", "--n", 10, "--method", "nearest", "-o", out)
+    cells = ad.read_h5ad(out)
+    course = ad.read_h5ad(course_files / "course.h5ad")
+    assert code == 0 and cells.obs["source_cell"].is_unique
+    assert np.array_equal(cells.X, np.asarray(course[cells.obs["source_cell"].to_numpy()].X))
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--hold-out", "day 0"], "no neighbour on both sides"),
     (["--hold-out", "day 2", "--n", "0"], "n must be"),

@@ -34,13 +34,35 @@ def test_auto_fits_each_candidate_and_keeps_the_one_with_the_lowest_validation_l
     assert names == [lik for lik, _ in choose.CANDIDATES["counts"]]
     losses = [c["validation_loss"] for c in record["candidates"]]
     assert record["chosen"] == names[int(np.argmin(losses))] == model.pre.likelihood
-    assert min(losses) == pytest.approx(min(h["val_loss"] for h in model.vae.history), abs=1e-3)
+    # QUICK's 4 epochs are fewer than a probe's: each probe is the candidate's whole fit
+    assert min(losses) == pytest.approx(model.vae.history[-1]["val_loss"], abs=1e-3)
     assert all(0.0 <= c["validation_rf_auc"] <= 1.0 for c in record["candidates"])
     again = ex.fit(a, labels="type", **QUICK)  # same seed, same choice and scores
     assert again.choice == record
     # an explicit likelihood is fitted alone
     plain = ex.fit(a, labels="type", likelihood="hurdle_cell", **QUICK)
     assert plain.choice is None and plain.pre.likelihood == "hurdle_cell"
+
+
+def test_only_the_winner_is_trained_past_the_probe_and_it_equals_its_plain_fit(monkeypatch):
+    """Each candidate is probed for PROBE_EPOCHS epochs; the winner goes on from its probe to the
+    weights and history of a plain fit of it, the other stays at its probe."""
+    monkeypatch.setattr(choose, "PROBE_EPOCHS", 3)
+    a = _counts(n=240, genes=15)
+    opts = dict(QUICK, epochs=9, patience=20)
+    model = ex.fit(a, labels="type", **opts)
+    record = model.choice
+    assert record["probe_epochs"] == 3
+    assert model.vae.train_config.checkpoint_dir is None  # the probes' temporary folder is not kept
+    epochs = {c["likelihood"]: c["epochs"] for c in record["candidates"]}
+    assert epochs[record["chosen"]] == 9 and sorted(epochs.values()) == [3, 9]
+    plain = ex.fit(a, labels="type", likelihood=record["chosen"], **opts)
+    assert [h["val_loss"] for h in plain.vae.history] == [h["val_loss"] for h in model.vae.history]
+    for (k, v), w in zip(plain.vae.module.state_dict().items(), model.vae.module.state_dict().values()):
+        assert np.array_equal(v.numpy(), w.numpy()), k
+    for c in record["candidates"]:  # the loss each was chosen on: its own epoch 3
+        fit = ex.fit(a, labels="type", likelihood=c["likelihood"], **opts)
+        assert c["validation_loss"] == pytest.approx(fit.vae.history[2]["val_loss"], abs=1e-3)
 
 
 def test_scores_read_only_the_validation_cells(monkeypatch):
@@ -68,5 +90,5 @@ def test_summary_and_summary_line_give_the_choice(tmp_path, capsys):
     choice = summary["likelihood_choice"]
     assert summary["likelihood"] == choice["chosen"] and len(choice["candidates"]) == 2
     out = capsys.readouterr().out
-    assert "chosen by the loss of 24 validation cells: hurdle_cell" in out
+    assert "chosen by the loss of 24 validation cells: hurdle " in out
     assert ex.ExpressionModel.load(tmp_path / "m").choice == choice

@@ -80,7 +80,8 @@ def test_scaled_data_are_refused_naming_raw(tmp_path, capsys):
     assert main(["fit", str(path), "-o", str(tmp_path / "m"), "--layer", "raw", "--epochs", "2", "--quiet"]) == 0
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert (summary["input_kind"], summary["transform"]) == ("counts", "normalize_log1p")
-    assert "counts (hurdle_cell, normalize_log1p)" in capsys.readouterr().out
+    assert "counts (hurdle, normalize_log1p, calibrated)" in capsys.readouterr().out  # few cells: hurdle
+    assert summary["calibrated"] is True
 
 
 def test_batch_key_errors_and_generation_per_batch(tmp_path, capsys):

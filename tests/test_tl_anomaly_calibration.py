@@ -31,7 +31,7 @@ def _blobs(n, shift, seed):
 
 def test_detector_flags_a_shifted_population_and_few_normal_cells():
     detector = fit_detector(_blobs(300, 0.0, 0), genes=None, n_models=1, epochs=30, progress=False, seed=0)
-    assert detector.info == {"fit_cells": 240, "calibration_cells": 60}
+    assert detector.info == {"fit_cells": 200, "calibration_cells": 100}
     normal = detector.score(_blobs(200, 0.0, 1))
     novel = detector.score(_blobs(200, 1.5, 2))
     assert normal["novel"].mean() < 0.15 and novel["novel"].mean() > 0.8

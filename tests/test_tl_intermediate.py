@@ -115,3 +115,21 @@ def test_the_sampling_method_and_the_shift_keep_to_their_rules(course, model):
     assert not np.allclose(sampled.X, shifted.X)
     with pytest.raises(BiovaeError, match="unknown method"):
         intermediate_cells(model, course, "time", "day 2", method="midpoint")
+
+
+def test_nearest_method_copies_distinct_real_neighbour_cells(course, model):
+    cells = intermediate_cells(model, course, "time", "day 2", n=30, seed=0, method="nearest")
+    neighbours = course[course.obs["time"].isin(["day 1", "day 3"])]
+    assert cells.obs["source_cell"].is_unique and set(cells.obs["source_cell"]) <= set(neighbours.obs_names)
+    assert np.array_equal(cells.X, np.asarray(course[cells.obs["source_cell"].to_numpy()].X))
+    assert set(cells.obs["start"]) <= {"before", "after"}
+    many = intermediate_cells(model, course, "time", "day 2", n=100, seed=0, method="nearest")
+    assert many.obs["source_cell"].nunique() == 80  # all 80 neighbour cells taken before any is reused
+
+
+def test_nearest_unused_takes_the_nearest_free_cell():
+    from biovae.tl.intermediate import nearest_unused
+
+    cells = np.array([[0.0], [1.0], [2.0], [10.0]])
+    assert nearest_unused(np.array([[0.1], [0.2], [2.9]]), cells, chunk=2).tolist() == [0, 1, 2]
+    assert nearest_unused(np.array([[9.0]] * 5), cells).tolist() == [3, 2, 1, 0, 3]  # reused once all are taken

@@ -5,6 +5,7 @@
     train     the engine's two-block VAE (composition | coverage/abundance), on a seeded sample
     encode    latent means and log-variances of every usable sequence
     cluster   HDBSCAN on the latent means, close leftovers labelled from their features, the rest unbinned
+    join      (reads) bins that share a genome's k-mers joined (bin/overlap.py)
     markers   (contigs, or --quality on) single-copy marker genes: bins split / merged where they
               say so, per-bin completeness and contamination (bin/quality.py)
     write     bins.tsv, bins.binning, latent.npz, model/, latent_umap.png, [bins/], summary.json
@@ -126,6 +127,12 @@ def _run(path: Path, out: Path, work: Path, ab_path: Path | None, truth, s: BinS
                                               radius_factor=s.assign_radius, threads=s.threads or None, seed=s.seed)
         labels = np.full(len(f.ids), -1, dtype=np.int64)
         labels[f.valid] = labels_valid
+    if ab_path is None and s.join_shared and labels.max() > 0:
+        with stage("join"):
+            from biovae.bin.overlap import join_shared
+
+            labels, cstats["join"] = join_shared(path, labels, f.valid, threads=max(1, s.threads or 1),
+                                                   seed=s.seed)
     marker_quality = None
     if quality.wanted(s.quality, ab_path is not None):
         with stage("markers"):

@@ -45,6 +45,9 @@ class BinSettings:
     # the write stage, docs/binning.md), umap on request, or none
     plot: str = "pca"
     cluster_selection: str = "leaf"  # HDBSCAN selection: leaf keeps touching genomes apart, eom merges
+    # reads: join bins whose reads share a genome's k-mers (one small genome cut by technology or
+    # region; bin/overlap.py, chosen on the development sets)
+    join_shared: bool = True
     # runtime
     seed: int = 1
     threads: int = 0

@@ -63,6 +63,8 @@ def register(sub) -> None:
                    help="latent_umap.png: principal components (fast), UMAP (numba compiles it on each run, tens of seconds) or none")
     c.add_argument("--cluster-selection", choices=["leaf", "eom"], default=_D.cluster_selection,
                    help="HDBSCAN cluster selection (leaf keeps touching genomes apart)")
+    c.add_argument("--no-join-shared", dest="join_shared", action="store_false",
+                   help="reads: do not join bins whose reads share a genome's k-mers (one small genome cut in two)")
     q = p.add_argument_group("bin quality (single-copy marker genes: pyrodigal + pyhmmer)")
     q.add_argument("--quality", choices=["auto", "on", "off"], default=_D.quality,
                    help="per-bin completeness and contamination: auto = contigs only, on = also reads (slow), off")
@@ -93,7 +95,7 @@ def _bin(args) -> None:
                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     train_sample=args.train_sample, train_threads=args.train_threads, min_cluster_size=args.min_cluster_size,
                     min_samples=args.min_samples, fit_sample=args.fit_sample,
-                    cluster_selection=args.cluster_selection,
+                    cluster_selection=args.cluster_selection, join_shared=args.join_shared,
                     assign_radius=args.assign_radius, plot=args.plot, seed=args.seed,
                     threads=args.threads, device=args.device, progress=not args.quiet,
                     quality=args.quality, markers=args.markers, marker_refine=args.marker_refine)

@@ -27,8 +27,9 @@ def register(sub) -> None:
                    "from its two neighbouring time points (biovae.tl.intermediate_cells); MODEL must have been "
                    "fitted without that time point's cells")
     p.add_argument("--hold-out", help="with --cells: the time point (a value of --labels) to generate")
-    p.add_argument("--method", default="shift", choices=["shift", "sample"],
-                   help="with --cells: shift real neighbour cells by the decoded latent change, or sample the likelihood")
+    p.add_argument("--method", default="shift", choices=["shift", "sample", "nearest"],
+                   help="with --cells: shift real neighbour cells by the decoded latent change, sample the likelihood, "
+                   "or (nearest) copy the real neighbour cells nearest the latent path (nothing generated)")
     p.add_argument("--n", type=int, help="with --cells: cells to generate (default: as many as the time point has, "
                    "else the mean of its neighbours' counts)")
     p.add_argument("--data", help="cells to take the endpoints from (h5ad, CSV/TSV, 10x folder)")
@@ -56,7 +57,7 @@ def register(sub) -> None:
     a.add_argument("--layer", help="layer of DATA ('raw' for .raw)")
     a.add_argument("--reference", help="the training cells, to define the latent distribution "
                    "(default: the training latents stored in the model)")
-    a.add_argument("--calibration", help="normal cells the model(s) never fitted (e.g. 20%% of the training cells "
+    a.add_argument("--calibration", help="normal cells the model(s) never fitted (e.g. a third of the training cells "
                    "held back): adds a conformal p-value of the ranking score and a 'novel' column (p < --alpha)")
     a.add_argument("--alpha", type=float, default=0.05, help="with --calibration: p-value below which a cell is novel")
     a.add_argument("--samples", type=int, default=1, help="posterior draws for the reconstruction likelihood")

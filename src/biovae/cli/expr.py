@@ -37,8 +37,8 @@ def register(sub) -> None:
     p.add_argument("--genes", help="fit on these genes only: a boolean var column (e.g. highly_variable) or a "
                    "file with one gene name per line; default all genes")
     p.add_argument("--likelihood", default=_D.likelihood,
-                   help="auto (default: hurdle_cell and hurdle both fitted, the one with the lower loss on the "
-                   "validation part of the training cells kept), hurdle_cell, hurdle, normal, gaussian, "
+                   help="auto (default: hurdle and hurdle_cell both fitted, the one with the lower loss on the "
+                   "validation part of the training cells kept), hurdle, hurdle_cell, normal, gaussian, "
                    "bernoulli (values); nb, zinb, poisson (raw counts)")
     p.add_argument("--transform", default=_D.transform, help="auto, normalize_log1p, log1p, none (non-count likelihoods)")
     p.add_argument("--input-kind", default=_D.input_kind, choices=["auto", "counts", "full_length", "log_normalised"],
@@ -54,6 +54,9 @@ def register(sub) -> None:
     p.add_argument("--marginal-start", action=argparse.BooleanOptionalAction, default=_D.marginal_start,
                    help="hurdle likelihoods: start the decoder at each gene's marginal (more realistic cells "
                    "from short fits)")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=_D.calibrate,
+                   help="hurdle likelihoods: map each gene's generated non-zero values onto the training cells' "
+                   "quantiles (and full-length cells onto their totals)")
     p.add_argument("--epochs", type=int, default=_D.epochs, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--batch-size", type=int, default=_D.batch_size)
     p.add_argument("--lr", type=float, default=_D.lr)
@@ -127,7 +130,7 @@ def _fit(args) -> None:
                     likelihood=args.likelihood, transform=args.transform, latent_dim=args.latent_dim,
                     hidden=args.hidden, beta=args.beta, dropout=args.dropout,
                     condition_every_layer=args.condition_every_layer, marginal_start=args.marginal_start,
-                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    calibrate=args.calibrate, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     validation_split=args.validation_split, seed=args.seed, device=args.device,
                     progress=not args.quiet, **distributed_options(args))
     summary = run(args.data, args.out, s, force=args.force, resume=args.resume, parameters=run_parameters(args))

@@ -1,9 +1,10 @@
 """Every switch of the engine's fast CPU code, and every C prototype, in one place.
 
-The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout and
-the count likelihoods' density, engine.likelihoods.count_kernel) each have a PyTorch reference and a
-C kernel. A fast operation runs its kernel when `kernel_for(name, tensor)` gives a library: the
-kernels are on, the tensor is a float32 CPU tensor, no autocast is active, and the kernel built.
+The engine's fast operations (engine.norm_act.BatchNormReluDropout, engine.dropout.Dropout, the
+count likelihoods' density, engine.likelihoods.count_kernel, and the hurdle likelihoods',
+engine.likelihoods.hurdle_kernel) each have a PyTorch reference and a C kernel. A fast operation
+runs its kernel when `kernel_for(name, tensor)` gives a library: the kernels are on, the tensor is
+a float32 CPU tensor, no autocast is active, and the kernel built.
 
 Switches:
   BIOVAE_CPU_KERNELS=off   every fast operation runs its PyTorch reference (read at each call,
@@ -50,6 +51,10 @@ PROTOTYPES: dict[str, dict[str, tuple[object, list]]] = {
         "count_work_size": (_I, [_I]),
         "count_forward_raw": (None, [_P, _P, _P, _P, _I, _P, _P, _P, _I, _I]),
         "count_backward_raw": (None, [_P, _P, _P, _P, _P, _P, _I, _P, _P, _P, _I, _I]),
+    },
+    "hurdle_density": {
+        "hurdle_work_size": (_I, [_I]),
+        "hurdle_forward": (None, [_P, _P, _P, _F, _I, _P, _P, _P, _I, _I]),
     },
     "dropout": {
         "dropout_apply": (None, [_P, _P, _I, _U64, _U32, _F]),

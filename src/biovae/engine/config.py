@@ -132,6 +132,9 @@ class TrainConfig:
       (so a short run still reaches full beta); early stopping only counts epochs after it.
     in_memory: 'auto' keeps the data as tensors on the device and slices batches from them when
       they fit (see engine/data.py for the measured speed-up); True/False forces the choice.
+    stop_after: end this call after this many epochs in all (a pause: the state is checkpointed
+      to checkpoint_dir; fitting again with resume=True goes on to the same weights as one
+      uninterrupted run). The beta warm-up and early stopping still count `epochs`.
     """
 
     epochs: int = 100
@@ -153,6 +156,7 @@ class TrainConfig:
     num_workers: int = 0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
+    stop_after: int | None = None  # end this call after this many epochs in all: a pause, checkpointed
     progress: bool = True
     grad_clip: float | None = None
 
@@ -166,6 +170,8 @@ class TrainConfig:
         require(self.device in ("auto", "cpu", "cuda", "gpu", "mps"), f"unknown device {self.device!r}",
                 "use auto, cpu or cuda")
         require(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+        require(self.stop_after is None or (self.stop_after >= 1 and self.checkpoint_dir is not None),
+                "stop_after must be >= 1 and needs a checkpoint_dir (fit again with resume=True to go on)")
         return self
 
     def to_dict(self) -> dict:

@@ -182,8 +182,9 @@ class _Loop:
         start = self.loop["epoch"] + 1
         bar = tqdm(range(start, self.cfg.epochs), initial=start, total=self.cfg.epochs, desc="training",
                    unit="epoch", disable=not self.cfg.progress or self.fabric.global_rank != 0, leave=False)
+        pause = self.cfg.epochs if self.cfg.stop_after is None else self.cfg.stop_after
         for epoch in bar:
-            if self.loop["stopped"]:
+            if self.loop["stopped"] or epoch >= pause:
                 break
             t0 = time.perf_counter()
             beta = beta_at(epoch, self.module.cfg.beta, self.cfg)
@@ -194,7 +195,7 @@ class _Loop:
             self.loop["epoch"] = epoch
             bar.set_postfix(loss=f"{row['train_loss']:.4g}",
                             val="-" if row["val_loss"] is None else f"{row['val_loss']:.4g}")
-            last = self.loop["stopped"] or epoch + 1 == self.cfg.epochs
+            last = self.loop["stopped"] or epoch + 1 in (self.cfg.epochs, pause)
             if last or (epoch + 1) % self.cfg.checkpoint_every == 0:
                 self._save()
         bar.close()

@@ -9,15 +9,18 @@ With backed=True the matrix stays in its .h5ad file: every stage reads it in row
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
-from biovae.expr import choose, kinds, samplers
+from biovae.expr import calibrate, choose, kinds, samplers
 from biovae.expr.model import ExpressionModel
-from biovae.expr.preprocess import Preprocessor
+from biovae.expr.preprocess import HURDLES, Preprocessor
 from biovae.expr.settings import FitSettings
 from biovae.io.backed import BackedExpression, open_backed
 from biovae.io.expression import as_matrix, check_values, get_batches, get_labels
@@ -51,12 +54,14 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     batch_key: an obs column naming each cell's batch (as scvi-tools' batch_key): the encoder and
       decoder see it, so the latent is corrected for it and cells can be generated per batch.
       A missing column or an empty value is an error.
-    likelihood: "auto" (default): "hurdle_cell" and "hurdle" are both fitted and the one with
-      the lower loss on the validation part of the training cells is kept (biovae.expr.choose;
-      model.choice holds both candidates' validation loss and forest AUC; twice a plain fit's
-      time). "hurdle_cell": exact zeros + a Gaussian whose location, zero probability and scale
-      are all decoded per cell and gene (see engine.likelihoods); "hurdle": the same with one
-      learned scale per gene; "normal" (Gaussian, learned per-gene scale),
+    likelihood: "auto" (default): "hurdle" and "hurdle_cell" are each trained for a few epochs
+      (biovae.expr.choose.PROBE_EPOCHS) and the one with the lower loss on the validation part of
+      the training cells is trained on to its stopping point (biovae.expr.choose; model.choice
+      holds both candidates' validation loss and forest AUC; a plain fit's time plus the probe;
+      "hurdle" alone with too few validation cells or backed data). "hurdle_cell": exact zeros
+      + a Gaussian whose location, zero probability and scale are all decoded per cell and gene
+      (see engine.likelihoods); "hurdle": the same with one learned scale per gene;
+      "normal" (Gaussian, learned per-gene scale),
       "gaussian" (unit variance, MSE), "bernoulli", or for raw counts "nb", "zinb", "poisson".
       Chosen on pbmc68k_reduced by RF-AUC (lower is better) on an inner 80/20 split of the
       training cells, 3 fits x 3 generations each: "hurdle_cell" 0.64, "hurdle" 0.68; on the
@@ -76,6 +81,13 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
       pbmc68k_reduced (6 splits) held-out RF-AUC 0.614 instead of 0.704 for the CVAE, 0.643
       instead of 0.660 for the VAE; MMD^2 on 10 PCs rises (CVAE 0.0073 from 0.0044). No
       effect on other likelihoods; a resumed fit takes its weights from the checkpoint.
+    calibrate: for "hurdle" and "hurdle_cell" (in memory, not backed), map each gene's generated
+      non-zero values onto the training cells' quantiles per label, and full-length cells onto
+      the training totals (biovae.expr.calibrate). Development sets, 3 splits each, "hurdle":
+      held-out RF-AUC pbmc68k_counts 0.578 -> 0.565, pbmc68k_reduced 0.591 -> 0.577,
+      pbmc68k_cpm 0.620 -> 0.588; library-size KS 0.143 -> 0.090, 0.144 -> 0.107 and 0.638 ->
+      0.308 (benchmarks/expr_calibrate_dev.py, docs/generation.md). With "hurdle_cell" the
+      RF-AUC changed little (0.601 -> 0.609, 0.607 -> 0.606, 0.638 -> 0.643).
     The remaining options are the engine's (see biovae.engine.config); epochs is a maximum,
     early stopping on the validation loss ends sooner. `devices`, `strategy`, `num_nodes` and
     `precision` go to the trainer (e.g. devices=2, strategy="ddp": data-parallel processes).
@@ -93,18 +105,29 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     check_values(x, None, "the expression data", genes=genes, cells=cells, allow_negative=True)
     kind = _kind(s.input_kind, [x], data, s.layer, "the expression data")
 
-    def fit_one(likelihood, transform):
-        where = None if checkpoint_dir is None else f"{checkpoint_dir}/{likelihood}-{transform}"
-        return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where, resume)
+    # each candidate's probe is checkpointed, so that the winner's fit goes on from it; without a
+    # checkpoint_dir of the caller's, in a temporary folder saved at the pause and the end only
+    with tempfile.TemporaryDirectory(prefix="biovae-choice-") as scratch:
+        folder, every = (checkpoint_dir, 1) if checkpoint_dir is not None else (scratch, s.epochs)
 
-    lab = read_labels(data, labels, cells)
-    model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+        def fit_one(likelihood, transform, stop_after=None):
+            where = f"{folder}/{likelihood}-{transform}"
+            # the probe starts afresh unless the caller resumes; the winner's fit always goes on from its probe
+            return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where,
+                            resume or stop_after is None, stop_after=stop_after, checkpoint_every=every)
+
+        lab = read_labels(data, labels, cells)
+        model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
+    if checkpoint_dir is None:  # the saved settings name no temporary folder
+        model.vae.train_config = dataclasses.replace(model.vae.train_config, checkpoint_dir=None, checkpoint_every=1)
     model.choice = record
     return model
 
 
-def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> ExpressionModel:
-    """One fit with the likelihood and transform of `s` (see fit)."""
+def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume, stop_after=None,
+             checkpoint_every=1) -> ExpressionModel:
+    """One fit with the likelihood and transform of `s` (see fit); stop_after: train that many
+    epochs only, a pause checkpointed in checkpoint_dir (engine.config.TrainConfig)."""
     layer, backed, input_kind, batch_key = s.layer, s.backed, s.input_kind, s.batch_key
     likelihood, transform, seed = s.likelihood, s.transform, s.seed
     source = open_backed(data, layer) if backed else None
@@ -128,7 +151,8 @@ def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> Expression
         vae.fit(y, cond, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, validation_split=s.validation_split,
                 patience=s.patience, warmup_fraction=s.warmup_fraction, seed=seed, device=s.device,
                 progress=s.progress, checkpoint_dir=checkpoint_dir, resume=resume, devices=s.devices,
-                strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision)
+                strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision, stop_after=stop_after,
+                checkpoint_every=checkpoint_every)
         samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
     finally:
         if source is not None and source is not data:
@@ -136,6 +160,8 @@ def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume) -> Expression
     label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
     model = ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known, batch_key, batches)
     model.label_style = label_style(data, labels, known)
+    if s.calibrate and likelihood in HURDLES and isinstance(y, np.ndarray):  # backed data: not calibrated
+        calibrate.fit(model, y, lab, raw_library, seed)
     return model
 
 

@@ -16,7 +16,7 @@ from biovae.engine.data import ChunkedRows
 from biovae.engine.vae import VAE
 from biovae.errors import BiovaeError
 from biovae.engine import state
-from biovae.expr import samplers
+from biovae.expr import calibrate, samplers
 from biovae.expr.preprocess import Preprocessor
 from biovae.io.backed import open_backed
 from biovae.io.expression import as_matrix, check_values, gene_order, get_batches
@@ -200,9 +200,9 @@ class ExpressionModel:
             drawn += batches or []
             cond = self._conditions([lab] * k, batches)
             lib = samplers.draw_library(self, lab, k, rng)
-            y = self.vae.decode_sample(z, cond, seed=int(rng.integers(2**31)))
+            y = calibrate.apply(self, lab, self.vae.decode_sample(z, cond, seed=int(rng.integers(2**31))))
             size = samplers.draw_size(self, lab, y, rng)
-            blocks.append(self.pre.inverse(y, lib, size))
+            blocks.append(calibrate.scale_totals(self, lab, self.pre.inverse(y, lib, size)))
             names += [lab if lab is not None else "all"] * k
         x = np.concatenate(blocks)
         obs = {"label": np.asarray(names, dtype=object), "generated": np.ones(len(names), dtype=bool)}
@@ -218,6 +218,16 @@ class ExpressionModel:
         if style.get("colors") and self.label_key:
             out.uns[f"{self.label_key}_colors"] = list(style["colors"])
         return out
+
+    def decode_draws(self, label: str | None, k: int, rng: np.random.Generator, method: str = "mixture",
+                     batches: list | None = None) -> np.ndarray:
+        """k cells of `label` drawn on the model's scale (n, genes), before any calibration, as
+        generate draws them: latent points by `method`, then a draw of the likelihood; batches
+        per cell (default: drawn uniformly when the model has a batch covariate)."""
+        z = samplers.draw_latent(self, method, label, k, rng)
+        if batches is None and self.batches:
+            batches = self._batch_draws(None, k, rng)
+        return self.vae.decode_sample(z, self._conditions([label] * k, batches), seed=int(rng.integers(2**31)))
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, folder, summary: dict | None = None, extras: dict[str, str] | None = None,

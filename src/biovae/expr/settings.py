@@ -29,6 +29,7 @@ class FitSettings(Settings):
     norm: str = "batch"
     condition_every_layer: bool = True
     marginal_start: bool = True
+    calibrate: bool = True  # hurdle likelihoods: map generated non-zero values onto the training cells' (expr.calibrate)
     # training
     epochs: int = 300  # a maximum: early stopping on the validation loss ends sooner
     batch_size: int = 128

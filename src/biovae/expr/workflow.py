@@ -14,6 +14,7 @@ from pathlib import Path
 
 from biovae.engine.fit_notes import training_notes
 from biovae.errors import BiovaeError
+from biovae.expr import calibrate
 from biovae.expr.choose import describe
 from biovae.expr.fit import fit
 from biovae.expr.settings import FitSettings
@@ -40,11 +41,12 @@ def run(data, out, settings: FitSettings | None = None, *, force: bool = False, 
         h = model.vae.history
         summary = {"data": str(data), "cells": adata.n_obs, "genes": adata.n_vars, "labels": model.labels,
                    "input_kind": model.pre.kind, "likelihood": model.pre.likelihood,
-                   "transform": model.pre.transform, "likelihood_choice": model.choice, "epochs_trained": len(h),
+                   "transform": model.pre.transform, "calibrated": calibrate.present(model),
+                   "likelihood_choice": model.choice, "epochs_trained": len(h),
                    "final_train_loss": h[-1]["train_loss"], "final_val_loss": h[-1]["val_loss"], "seed": s.seed,
                    "notes": training_notes(h, s.beta)}
         lead = (f"{adata.n_obs} cells x {adata.n_vars} genes, {model.pre.kind} ({model.pre.likelihood}, "
-                f"{model.pre.transform}), {len(h)} epochs, "
+                f"{model.pre.transform}{', calibrated' if summary['calibrated'] else ''}), {len(h)} epochs, "
                 f"validation loss {h[-1]['val_loss'] or float('nan'):.4g}")
         if model.choice:
             lead += f"; {describe(model.choice)}"

@@ -39,6 +39,11 @@ training cells only; benchmarks/anomaly_groups.py and anomaly_choose.py, docs/ex
     so it loses there (AUROC 0.75 guo, 0.69 hsmm, below PCA error); std_resid sees what the
     latent leaves out (ratio 1.8 on both) but not T-cell subsets (ratio 1.0-1.2), where
     latent_knn is the better half. knn_resid takes both.
+  - Round 4: with few training samples (all_b, 50-60 leukaemia patients) the latent does not set
+    a new subtype apart (novel / normal latent_knn 0.96) and PCA error is best (0.74 vs 0.64);
+    for a new person in a blood time course (flu_subject, confirmation) latent_knn is at chance
+    (0.51) and std_resid carries knn_resid (0.80, above PCA error 0.77). No mix of latent,
+    residual and PCA-space scores beat every baseline on every development set.
 Calibrated calls: biovae.tl.anomaly_calibration (conformal p-values from held-out normal cells).
 """
 

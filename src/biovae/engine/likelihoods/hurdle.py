@@ -21,9 +21,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Normal
 
-from biovae.engine import backends
 from biovae.engine.likelihoods.base import HALF_LOG_2PI, Likelihood, register
-from biovae.engine.likelihoods.hurdle_objective import HurdleCellLogProb
+from biovae.engine.likelihoods.hurdle_kernel import hurdle_log_prob_raw
 
 HURDLE_CELL_MIN_SCALE = 0.05  # floor of hurdle_cell's scale, in the data's (standardised) units
 MIN_SHARE = 1e-3  # zero fractions are clipped to [MIN_SHARE, 1 - MIN_SHARE] before the logit
@@ -84,6 +83,12 @@ class HurdleNormal(Likelihood):
         loc, zero_logits = self.split(raw)
         return Hurdle(zero_logits, loc, torch.exp(self.log_scale).expand_as(loc))
 
+    def log_prob(self, x, raw, library=None):
+        """The training objective: the C kernel (engine.likelihoods.hurdle_kernel) where it runs,
+        else the distribution's log_prob (the reference)."""
+        out = hurdle_log_prob_raw(x, raw, self.log_scale)
+        return super().log_prob(x, raw, library) if out is None else out
+
     def start(self, marginals) -> np.ndarray:
         with torch.no_grad():
             self.log_scale.copy_(torch.as_tensor(np.log(marginals.nonzero_sd), dtype=self.log_scale.dtype))
@@ -104,11 +109,10 @@ class CellScaleHurdle(Likelihood):
         return Hurdle(zero_logits, loc, nn.functional.softplus(scale_raw) + HURDLE_CELL_MIN_SCALE)
 
     def log_prob(self, x, raw, library=None):
-        """The training objective: HurdleCellLogProb (its gradient written out) when raw needs a
-        gradient and the fast operations are on, else the distribution's log_prob (the reference)."""
-        if raw.requires_grad and raw.dim() == 2 and x.shape[-1] == self.n_features and backends.kernels_enabled():
-            return HurdleCellLogProb.apply(x.to(raw.dtype).contiguous(), raw.contiguous(), HURDLE_CELL_MIN_SCALE)
-        return super().log_prob(x, raw, library)
+        """The training objective: the C kernel (engine.likelihoods.hurdle_kernel) where it runs,
+        else the distribution's log_prob (the reference)."""
+        out = hurdle_log_prob_raw(x, raw, None, HURDLE_CELL_MIN_SCALE)
+        return super().log_prob(x, raw, library) if out is None else out
 
     def start(self, marginals) -> np.ndarray:
         s = np.maximum(marginals.nonzero_sd - HURDLE_CELL_MIN_SCALE, 1e-3)  # softplus(raw) = s
