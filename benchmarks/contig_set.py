@@ -3,9 +3,12 @@
 
     python benchmarks/contig_set.py build dev --seed 1        # -> benchmarks/data/contigs/dev
     python benchmarks/contig_set.py build confirm --seed 7    # -> benchmarks/data/contigs/confirm
+    python benchmarks/contig_set.py build confirm_c --seed 13 # -> benchmarks/data/contigs/confirm_c
     python benchmarks/contig_set.py run biovae dev            # -> benchmarks/out/contigs/biovae_dev
+    python benchmarks/contig_set.py run --seed 2 biovae confirm_c   # -> .../biovae_confirm_c_s2
     python benchmarks/contig_set.py run vamb dev              # needs benchmarks/.peers/vamb (peers.md)
     python benchmarks/contig_set.py refine-check dev          # marker split/merge on damaged bins
+    python benchmarks/contig_set.py seeds dev --seeds 1,2,3,4,5   # refinement over seeds, mean / worst
 
 Sets (nothing under benchmarks/data/ is committed):
   dev      four draft assemblies shipped in Debian ragout-examples, of the species among the seven
@@ -14,7 +17,12 @@ Sets (nothing under benchmarks/data/ is committed):
   confirm  species NOT among the shared seven: two draft genomes of PyPI gtdbtk 2.8.0's test data
            (genome_2: 20 contigs, genome_3: 106), and MEGAHIT assemblies made here of simulated
            short reads (dwgsim, 20x, 2 x 150 bp) of S. suis SC84 (Debian abacas-examples), M. leprae
-           TN (kmer-examples) and K. pneumoniae HS11286 (kleborate-examples).
+           TN (kmer-examples) and K. pneumoniae HS11286 (kleborate-examples). Read at seeds 1-3 in
+           round 3, so development (seen) since.
+  confirm_c  genomes no contig set used before, from sourmash's repository (commit 6ae9cd3): two drafts
+           as shipped, Sphingobacteriaceae DW12 (GCF_000783305, 78 records) and the TARA_ASE_MAG_00031
+           metagenome-assembled genome (459 contigs); MEGAHIT assemblies made here of S. enterica LT2
+           (GCF_000006945) and of the 500 kb pieces of A. muciniphila and S. baltica OS185 in its docs.
 
 Contigs of >= 1,000 bp are kept, shuffled and renamed contig_000001...; a contig's truth is the
 assembly it comes from. Abundance: SAMPLES samples; in each, every genome gets a log-normal depth
@@ -53,6 +61,7 @@ MIN_LEN = 1000
 SAMPLES = 3
 RAG = DOC + "ragout/examples/"
 GTDBTK = ("pypi", "gtdbtk==2.8.0", "gtdbtk/tests/data/genomes/")
+SOURMASH = ("git", "sourmash-bio/sourmash@6ae9cd32d9ac2841c98415bc1c043597536a5470")
 # genome -> (draft: (kind, package, path) or None to assemble here, reference: (kind, package, path) or None;
 # the reference is used only to simulate the reads to assemble)
 SETS = {
@@ -74,6 +83,14 @@ SETS = {
                                            "GCF_000195855.1_ASM19585v1_genomic.fna")),
         "klebsiella_pneumoniae_HS11286": (None, ("deb", "kleborate-examples",
                                                  DOC + "kleborate/examples/data/Klebs_HS11286.fna.xz")),
+    },
+    # built 2026-12-08 before any round-4 change to the marker refinement; read once, at the end
+    "confirm_c": {
+        "sphingobacteriaceae_DW12": ((*SOURMASH, "data/GCF_000783305.1_ASM78330v1_genomic.fna.gz"), None),
+        "tara_ase_mag_00031": ((*SOURMASH, "tests/test-data/lca/TARA_ASE_MAG_00031.fa.gz"), None),
+        "salmonella_enterica_LT2": (None, (*SOURMASH, "data/GCF_000006945.1_ASM694v1_genomic.fna.gz")),
+        "akkermansia_muciniphila_500kb": (None, (*SOURMASH, "doc/genomes/akkermansia.fa")),
+        "shewanella_baltica_OS185_500kb": (None, (*SOURMASH, "doc/genomes/shew_os185.fa")),
     },
 }
 
@@ -202,24 +219,25 @@ def score(bins_table, truth_path: Path) -> dict:
                         for r in ev["per_bin"]]}
 
 
-def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
+def run_tool(tool: str, name: str, threads: int, extra: list[str], seed: int = 1) -> dict:
     import pandas as pd
 
-    data, out = DATA / name, OUT / f"{tool}_{name}"
+    label = f"{tool}_{name}" + ("" if seed == 1 else f"_s{seed}")
+    data, out = DATA / name, OUT / label
     OUT.mkdir(parents=True, exist_ok=True)
     sh(["rm", "-rf", str(out)])
     if tool == "biovae":
         cmd = [sys.executable, "-m", "biovae", "bin", str(data / "contigs.fna"), "--abundance",
-               str(data / "abundance.tsv"), "-o", str(out), "--seed", "1", "--threads", str(threads), *extra]
-        res = timed(cmd, OUT / f"{tool}_{name}.log")
+               str(data / "abundance.tsv"), "-o", str(out), "--seed", str(seed), "--threads", str(threads), *extra]
+        res = timed(cmd, OUT / f"{label}.log")
         table = pd.read_csv(out / "bins.tsv", sep="\t", dtype=str)
         table.columns = ["sequence_id", "bin"]
         summary = json.loads((out / "summary.json").read_text())
         res["marker_quality"] = summary.get("marker_quality")
     else:
         cmd = [str(VAMB), "bin", "default", "--outdir", str(out), "--fasta", str(data / "contigs.fna"),
-               "--abundance_tsv", str(data / "abundance.tsv"), "-p", str(threads), "--seed", "1", *extra]
-        res = timed(cmd, OUT / f"{tool}_{name}.log")
+               "--abundance_tsv", str(data / "abundance.tsv"), "-p", str(threads), "--seed", str(seed), *extra]
+        res = timed(cmd, OUT / f"{label}.log")
         clusters = pd.read_csv(out / "vae_clusters_unsplit.tsv", sep="\t", dtype=str)
         table = pd.DataFrame({"sequence_id": clusters.iloc[:, 1], "bin": clusters.iloc[:, 0]})
         # VAMB's README writes bins of >= 200 kb (--minfasta 200000); smaller clusters scored as unbinned
@@ -229,9 +247,69 @@ def run_tool(tool: str, name: str, threads: int, extra: list[str]) -> dict:
         res["bins_200kb"].pop("per_bin")
     res.update(score(table, data / "truth.tsv"))
     res.update(tool=tool, set=name, command=" ".join(cmd))
-    (OUT / f"{tool}_{name}.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"{label}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k not in ("per_bin", "marker_quality")}, indent=1))
     return res
+
+
+def marker_hits(name: str, seqs):
+    """(marker genes of every contig of a set, markers in the set); cached, as gene calling is the
+    slow part and the contigs do not change."""
+    import pandas as pd
+
+    from biovae.bin import markers
+
+    hmms = markers.load_profiles(markers.find_marker_hmm()[0])
+    cache = OUT / f"marker_hits_{name}.tsv"
+    if cache.exists():
+        return pd.read_csv(cache, sep="\t"), markers.n_markers(hmms)
+    hits = markers.marker_hits(seqs.seqs, hmms)
+    hits.to_csv(cache, sep="\t", index=False)
+    return hits, markers.n_markers(hmms)
+
+
+def seeds_check(name: str, seeds: list[int]) -> dict:
+    """Marker refinement over seeds: biovae at each seed with --quality off (clustering only, saved
+    under OUT/seeds/), then bin/marker_refine.refine on those bins as the markers stage would run it;
+    count F1 / ARI without and with the refinement, per seed, mean and worst."""
+    import pandas as pd
+
+    from biovae.bin.marker_refine import refine
+    from biovae.io.fastx import read_fastx
+
+    data = DATA / name
+    seqs = read_fastx(data / "contigs.fna")
+    ids, lengths = list(seqs.ids), np.array([len(s) for s in seqs.seqs])
+    hits, total = marker_hits(name, seqs)
+    rows_out = []
+    for seed in seeds:
+        run = OUT / "seeds" / f"{name}_s{seed}"
+        if not (run / "latent.npz").exists():
+            sh(["rm", "-rf", str(run)])
+            timed([sys.executable, "-m", "biovae", "bin", str(data / "contigs.fna"), "--abundance",
+                   str(data / "abundance.tsv"), "-o", str(run), "--seed", str(seed), "--threads", "1",
+                   "--quality", "off", "--plot", "none"], OUT / "seeds" / f"{name}_s{seed}.log")
+        table = pd.read_csv(run / "bins.tsv", sep="\t", dtype=str)
+        bins = sorted(b for b in table.iloc[:, 1].unique() if b != "unbinned")
+        labels = np.array([bins.index(b) if b != "unbinned" else -1 for b in table.iloc[:, 1]])
+        with np.load(run / "latent.npz") as z:
+            pos = {i: k for k, i in enumerate(ids)}
+            rows, mean = np.array([pos[i] for i in z["ids"]]), z["mean"]
+        fixed, changes = refine(labels, rows, mean, hits, total, seed=seed, lengths=lengths)
+        row = {"seed": seed, "changes": changes}
+        for key, lab in (("none", labels), ("refined", fixed)):
+            t = pd.DataFrame({"sequence_id": ids, "bin": [f"b{v}" if v >= 0 else "unbinned" for v in lab]})
+            s = score(t, data / "truth.tsv")
+            row[key] = [round(s["count_f1"], 3), round(s["count_ari"], 3), s["bins"]]
+        print(row, flush=True)
+        rows_out.append(row)
+    result = {"set": name, "seeds": rows_out}
+    for key in ("none", "refined"):
+        a = np.array([r[key][:2] for r in rows_out])
+        result[key] = {"mean": a.mean(0).round(3).tolist(), "worst": a.min(0).round(3).tolist()}
+        print(key, "count F1 / ARI mean", result[key]["mean"], "worst", result[key]["worst"])
+    (OUT / f"seeds_check_{name}.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def refine_check(name: str, seed: int) -> dict:
@@ -240,7 +318,6 @@ def refine_check(name: str, seed: int) -> dict:
     latent (should be merged); count F1 / ARI before and after bin/marker_refine.refine."""
     import pandas as pd
 
-    from biovae.bin import markers
     from biovae.bin.marker_refine import refine
     from biovae.io.fastx import read_fastx
 
@@ -252,14 +329,8 @@ def refine_check(name: str, seed: int) -> dict:
     with np.load(run / "latent.npz") as z:
         rows = np.array([list(seqs.ids).index(i) for i in z["ids"]])
         mean = z["mean"]
-    hmms = markers.load_profiles(markers.find_marker_hmm()[0])
-    cache = OUT / f"marker_hits_{name}.tsv"  # gene calling is the slow part; the contigs do not change
-    if cache.exists():
-        hits = pd.read_csv(cache, sep="\t")
-    else:
-        hits = markers.marker_hits(seqs.seqs, hmms)
-        hits.to_csv(cache, sep="\t", index=False)
-    total = markers.n_markers(hmms)
+    hits, total = marker_hits(name, seqs)
+    lengths = np.array([len(s) for s in seqs.seqs])
 
     def scored(lab):
         table = pd.DataFrame({"sequence_id": list(seqs.ids), "bin": [f"b{v}" if v >= 0 else "unbinned" for v in lab]})
@@ -284,7 +355,7 @@ def refine_check(name: str, seed: int) -> dict:
         cases.append((f"cut {names[a]}", damaged))
     result = {"original": scored(labels), "cases": []}
     for what, damaged in cases:
-        fixed, changes = refine(damaged, rows, mean, hits, total, seed=seed)
+        fixed, changes = refine(damaged, rows, mean, hits, total, seed=seed, lengths=lengths)
         result["cases"].append({"case": what, "damaged": scored(damaged), "refined": scored(fixed), "changes": changes})
         print(what, scored(damaged), "->", scored(fixed), changes, flush=True)
     (OUT / f"refine_check_{name}.json").write_text(json.dumps(result, indent=1))
@@ -301,17 +372,23 @@ def main(argv=None) -> int:
     r.add_argument("tool", choices=["biovae", "vamb"])
     r.add_argument("set", choices=sorted(SETS))
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--seed", type=int, default=1, help="the tool's seed (outputs get _sSEED unless 1)")
     r.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to the tool")
     c = sub.add_parser("refine-check", help="marker split/merge on joined and cut copies of a saved run's bins")
     c.add_argument("set", choices=sorted(SETS))
     c.add_argument("--seed", type=int, default=1)
+    k = sub.add_parser("seeds", help="count F1 / ARI without and with the marker refinement, over seeds")
+    k.add_argument("set", choices=sorted(SETS))
+    k.add_argument("--seeds", default="1,2,3,4,5")
     a = p.parse_args(argv)
     if a.cmd == "build":
         build(a.set, a.seed, DATA / a.set)
+    elif a.cmd == "seeds":
+        seeds_check(a.set, [int(v) for v in a.seeds.split(",")])
     elif a.cmd == "refine-check":
         refine_check(a.set, a.seed)
     else:
-        run_tool(a.tool, a.set, a.threads, a.extra)
+        run_tool(a.tool, a.set, a.threads, a.extra, a.seed)
     return 0
 
 

@@ -136,6 +136,25 @@ def test_refine_splits_a_mixed_bin_and_merges_complementary_fragments():
     assert any(c.startswith("split bin 0") for c in changes) and any(c.startswith("merged") for c in changes)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_refine_cuts_off_a_few_long_contaminant_contigs_not_the_spread_genome(seed):
+    """A bin of one genome spread along x (40 short contigs) and 6 long contigs of another genome
+    carrying copies of its markers: an unweighted 2-means cuts the spread genome in halves; the
+    length-weighted, marker-started cut separates the two genomes."""
+    from biovae.bin.marker_refine import refine
+
+    rng = np.random.default_rng(3)
+    total = 20
+    mean = np.concatenate([np.column_stack([np.linspace(-10, 10, 40), rng.normal(0, 0.2, 40)]),
+                           rng.normal([0, 3], 0.2, (6, 2))])
+    lengths = np.array([2000] * 40 + [60000] * 6)
+    hits = _hits([(i, f"m{j}") for j, i in enumerate(rng.permutation(40)[:20])] + [(40 + j, f"m{j}") for j in range(6)])
+    labels = np.zeros(46, dtype=np.int64)
+    new, changes = refine(labels, np.arange(46), mean, hits, total, seed=seed, lengths=lengths)
+    assert len(set(new[:40])) == 1 and len(set(new[40:])) == 1 and new[0] != new[40], changes
+    assert len(changes) == 1 and changes[0].startswith("split bin 0")
+
+
 def test_refine_leaves_clean_bins_and_overlapping_fragments_alone():
     from biovae.bin.marker_refine import refine
 

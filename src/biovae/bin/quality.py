@@ -54,7 +54,8 @@ def estimate(path: Path, valid: np.ndarray, labels: np.ndarray, *, marker_file=N
     if refine and mean is not None:
         from biovae.bin.marker_refine import refine as refine_bins
 
-        labels, changes = refine_bins(labels, np.flatnonzero(valid), mean, hits, total, seed=seed)
+        labels, changes = refine_bins(labels, np.flatnonzero(valid), mean, hits, total, seed=seed,
+                                       lengths=np.array([len(s) for s in seqs]))
     table = markers.bin_marker_table(labels, hits, total)
     every = bin_names(np.arange(int(labels.max()) + 1)) if (labels >= 0).any() else []
     names = [every[b] for b in table["label"]]
