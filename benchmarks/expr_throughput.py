@@ -8,10 +8,11 @@ cells drawn with replacement (seed 0) up to --cells, so both tools see the same
 20,000 x 765 count matrix (33 % non-zero: highly variable genes). --data simulated instead uses
 2,000 simulated genes at about 300 counts per cell (8 % non-zero, whole-transcriptome sparsity;
 see simulated_counts). --data pbmc_thinned keeps pbmc's rows but thins each drawn cell's
-counts binomially (each molecule kept with probability 0.8): with plain resampling the
-validation cells of likelihood="auto" are copies of training cells, which favours the more
-flexible "hurdle_cell" (it picked it on these cells, but "hurdle" on 20 of 21 real splits of
-the realism benchmark) and keeps early stopping from ever ending a fit. Architecture of both: SCVI's defaults, 765 -> 128 -> latent 10 -> 128
+counts binomially (each molecule kept with probability 0.8), so that the validation cells of
+likelihood="auto" are no exact copies of training cells. It was added to test whether those
+copies are why "auto" picks "hurdle_cell" here (it picks "hurdle" on 20 of 21 real splits of the
+realism benchmark); they are not: on thinned cells it still picked "hurdle_cell" and early
+stopping still never ended a fit (2026-12-08, docs/generation.md). Architecture of both: SCVI's defaults, 765 -> 128 -> latent 10 -> 128
 -> 765, batch norm, dropout 0.1, ZINB likelihood with the library size, batch 128, Adam 1e-3, no
 validation split, no early stopping, --epochs epochs, --threads torch threads each, one process
 each (SCVI in its own venv through benchmarks/scvi_peer.py; run one after the other).
