@@ -103,10 +103,11 @@ def _dense(x) -> np.ndarray:
 
 
 def choose(fit_one, kind: str, x: np.ndarray, labels: np.ndarray | None, fraction: float, seed: int):
-    """Probe every candidate of `kind` with fit_one(likelihood, transform, PROBE_EPOCHS) ->
-    ExpressionModel (a fit paused after that many epochs), keep the one with the lowest
-    validation loss at that epoch (probe_loss) and train it on with fit_one(likelihood,
-    transform), which goes on from its probe to the stopping point. Each candidate (the winner
+    """Probe every candidate of `kind` with fit_one(likelihood, transform, PROBE_EPOCHS,
+    finish=False) -> ExpressionModel (a fit paused after that many epochs, trained only), keep the
+    one with the lowest validation loss at that epoch (probe_loss) and train it on with
+    fit_one(likelihood, transform), which goes on from its probe to the stopping point; the others
+    are finished as probed with fit_one(likelihood, transform, PROBE_EPOCHS). Each candidate (the winner
     fully trained, the others as probed) is also scored by the forest against the validation
     cells of x (input scale, all training cells; labels per cell or None). Returns (model,
     record): record {"chosen", "criterion", "probe_epochs", "candidates": [{"likelihood",
@@ -122,11 +123,12 @@ def choose(fit_one, kind: str, x: np.ndarray, labels: np.ndarray | None, fractio
                        "note": f"{len(val)} validation cells (< {MIN_VALIDATION_CELLS}): {likelihood} without a choice"}
     real = _dense(x[val])
     lab = None if labels is None else np.asarray(labels)[val]
-    probes = [fit_one(likelihood, transform, PROBE_EPOCHS) for likelihood, transform in options]
+    probes = [fit_one(likelihood, transform, PROBE_EPOCHS, finish=False) for likelihood, transform in options]
     losses = [probe_loss(m.vae.history) for m in probes]
     won = int(np.argmin(losses))
-    # the winner trains on from its probe to its stopping point, as a plain fit of it would
-    models = [fit_one(*options[won]) if i == won else m for i, m in enumerate(probes)]
+    # the winner trains on from its probe to its stopping point, as a plain fit of it would; the
+    # others are finished as probed (samplers and calibration: only what is kept is finished)
+    models = [fit_one(*options[i]) if i == won else fit_one(*options[i], PROBE_EPOCHS) for i in range(len(options))]
     rows = [{"likelihood": likelihood, "transform": m.pre.transform, "validation_loss": round(float(loss), 3),
              "validation_rf_auc": round(score(m, real, lab, seed), 4), "epochs": len(m.vae.history)}
             for (likelihood, _), m, loss in zip(options, models, losses)]

@@ -110,11 +110,13 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
     with tempfile.TemporaryDirectory(prefix="biovae-choice-") as scratch:
         folder, every = (checkpoint_dir, 1) if checkpoint_dir is not None else (scratch, s.epochs)
 
-        def fit_one(likelihood, transform, stop_after=None):
+        def fit_one(likelihood, transform, stop_after=None, finish=True):
             where = f"{folder}/{likelihood}-{transform}"
-            # the probe starts afresh unless the caller resumes; the winner's fit always goes on from its probe
+            # a probe (finish=False) starts afresh unless the caller resumes and is only trained; a
+            # finishing call goes on from its probe (the winner to its stopping point, the others
+            # by no further epoch) and then fits the samplers and the calibration
             return _fit_one(data, labels, s.changed(likelihood=likelihood, transform=transform), where,
-                            resume or stop_after is None, stop_after=stop_after, checkpoint_every=every)
+                            resume or finish, stop_after=stop_after, checkpoint_every=every, finish=finish)
 
         lab = read_labels(data, labels, cells)
         model, record = choose.choose(fit_one, kind, x, lab, s.validation_split, s.seed)
@@ -125,9 +127,10 @@ def fit(data, labels=None, *, settings: FitSettings | None = None, checkpoint_di
 
 
 def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume, stop_after=None,
-             checkpoint_every=1) -> ExpressionModel:
+             checkpoint_every=1, finish=True) -> ExpressionModel:
     """One fit with the likelihood and transform of `s` (see fit); stop_after: train that many
-    epochs only, a pause checkpointed in checkpoint_dir (engine.config.TrainConfig)."""
+    epochs only, a pause checkpointed in checkpoint_dir (engine.config.TrainConfig); finish=False:
+    train only, without the samplers and the calibration (a probe that may be trained on)."""
     layer, backed, input_kind, batch_key = s.layer, s.backed, s.input_kind, s.batch_key
     likelihood, transform, seed = s.likelihood, s.transform, s.seed
     source = open_backed(data, layer) if backed else None
@@ -153,14 +156,15 @@ def _fit_one(data, labels, s: FitSettings, checkpoint_dir, resume, stop_after=No
                 progress=s.progress, checkpoint_dir=checkpoint_dir, resume=resume, devices=s.devices,
                 strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision, stop_after=stop_after,
                 checkpoint_every=checkpoint_every)
-        samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
+        if finish:
+            samplers.fit(vae, y, raw_library, lab, known, seed, sizes, detected, cond)
     finally:
         if source is not None and source is not data:
             source.close()
     label_key = labels if isinstance(labels, str) else ("label" if labels is not None else None)
     model = ExpressionModel(vae, pre, [str(g) for g in genes], label_key, known, batch_key, batches)
     model.label_style = label_style(data, labels, known)
-    if s.calibrate and likelihood in HURDLES and isinstance(y, np.ndarray):  # backed data: not calibrated
+    if finish and s.calibrate and likelihood in HURDLES and isinstance(y, np.ndarray):  # backed: not calibrated
         calibrate.fit(model, y, lab, raw_library, seed)
     return model
 
